@@ -1,0 +1,174 @@
+/**
+ * Value specs: each knows what it expects, checks one YAML value and records problems at its
+ * path. Composite specs (lists, nullable) report per item, so `allow[3]` points at the bad verb.
+ */
+import { resolve } from 'node:path';
+import { parseDuration } from '../util/duration.ts';
+import { parseSize } from '../util/size.ts';
+import { isValidCidr } from '../util/cidr.ts';
+import { KNOWN_VERBS } from './schema.ts';
+import type { Path, Problems } from './problems.ts';
+
+export const INVALID: unique symbol = Symbol('invalid');
+export type Checked<T> = T | typeof INVALID;
+
+export interface Spec<T> {
+  readonly expected: string;
+  /** The converted value, or INVALID once the problem has been recorded. */
+  check(v: unknown, path: Path, p: Problems): Checked<T>;
+}
+
+/** A spec for a single value: one problem, `found X`, when `parse` refuses it. */
+export function spec<T>(expected: string, parse: (v: unknown) => Checked<T>): Spec<T> {
+  return {
+    expected,
+    check(v, path, p) {
+      const out = parse(v);
+      if (out === INVALID) p.found(path, v, expected);
+      return out;
+    },
+  };
+}
+
+/** Refines a spec's result with an extra condition, reported with the same "expected". */
+export function where<T>(base: Spec<T>, expected: string, ok: (v: T) => boolean): Spec<T> {
+  return {
+    expected,
+    check(v, path, p) {
+      const probe = base.check(v, path, p);
+      if (probe === INVALID) return INVALID;
+      if (ok(probe)) return probe;
+      p.found(path, v, expected);
+      return INVALID;
+    },
+  };
+}
+
+// Control characters would end up in log lines or, worse, in protocol replies.
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+export const text = spec<string>('a non-empty string', (v) =>
+  typeof v === 'string' && v.trim() !== '' && !CONTROL.test(v) ? v : INVALID);
+
+export const bool = spec<boolean>('true or false', (v) => (typeof v === 'boolean' ? v : INVALID));
+
+export function int(min: number, max = Number.MAX_SAFE_INTEGER): Spec<number> {
+  const expected = max === Number.MAX_SAFE_INTEGER
+    ? `an integer of at least ${min}`
+    : `an integer from ${min} to ${max}`;
+  return spec(expected, (v) =>
+    typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max ? v : INVALID);
+}
+
+/** Ports we connect to. */
+export const port = spec<number>('a port number from 1 to 65535', (v) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535 ? v : INVALID);
+
+/** Ports we listen on: 0 asks the OS for a free one (tests; the "listening" log line tells which). */
+export const bindPort = spec<number>('a port number from 1 to 65535 (or 0 for any free port)', (v) =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 65535 ? v : INVALID);
+
+export const DURATION_EXPECTED = 'a duration like "250ms", "10s", "15m", "1h"';
+
+export function duration(min: 0 | 1 = 0): Spec<number> {
+  const expected = min === 0 ? DURATION_EXPECTED : `${DURATION_EXPECTED}, above 0`;
+  return spec(expected, (v) => {
+    const ms = parseDuration(v);
+    return ms !== null && ms >= min ? ms : INVALID;
+  });
+}
+
+export function size(min = 0): Spec<number> {
+  const base = 'a size like "64KiB", "10MiB", "512B" or a number of bytes';
+  const expected = min === 0 ? base : min === 1 ? `${base}, above 0` : `${base}, at least ${min} bytes`;
+  return spec(expected, (v) => {
+    const bytes = parseSize(v);
+    return bytes !== null && bytes >= min ? bytes : INVALID;
+  });
+}
+
+export function oneOf<const T extends string>(values: readonly T[]): Spec<T> {
+  return spec(`one of: ${values.join(', ')}`, (v) =>
+    typeof v === 'string' && (values as readonly string[]).includes(v) ? (v as T) : INVALID);
+}
+
+export function nullable<T>(base: Spec<T>): Spec<T | null> {
+  return {
+    expected: `${base.expected}, or null`,
+    check: (v, path, p) => (v === null ? null : base.check(v, path, p)),
+  };
+}
+
+/**
+ * A list checked item by item; an empty `key:` (null) reads as an empty list. Duplicates are
+ * dropped when `dedupe` is set (a verb listed twice means the same thing).
+ */
+export function listOf<T>(item: Spec<T>, opts: { min?: number; dedupe?: boolean } = {}): Spec<T[]> {
+  const min = opts.min ?? 0;
+  const expected = min > 0 ? `a list (at least ${min}) of ${item.expected}` : `a list of ${item.expected}`;
+  return {
+    expected,
+    check(v, path, p) {
+      const items = v === null ? [] : v;
+      if (!Array.isArray(items) || items.length < min) {
+        p.found(path, v, expected);
+        return INVALID;
+      }
+      const out: T[] = [];
+      let bad = false;
+      items.forEach((raw, i) => {
+        const one = item.check(raw, [...path, i], p);
+        if (one === INVALID) bad = true;
+        else if (!opts.dedupe || !out.includes(one)) out.push(one);
+      });
+      return bad ? INVALID : out;
+    },
+  };
+}
+
+/** POP3 verbs, written in any case, stored upper-case. */
+export const verb = spec<string>(`a POP3 verb: ${KNOWN_VERBS.join(', ')}`, (v) => {
+  if (typeof v !== 'string') return INVALID;
+  const upper = v.toUpperCase();
+  return (KNOWN_VERBS as readonly string[]).includes(upper) ? upper : INVALID;
+});
+
+export const verbList = listOf(verb, { min: 1, dedupe: true });
+
+export const cidr = spec<string>('a CIDR like "10.0.0.0/8" or "2001:db8::/32", or an IP address', (v) =>
+  typeof v === 'string' && isValidCidr(v) ? v : INVALID);
+
+export const negatableCidr = spec<string>(
+  'a CIDR like "10.0.0.0/8" or "!10.0.0.0/8" (not in), or an IP address',
+  (v) => (typeof v === 'string' && isValidCidr(v.startsWith('!') ? v.slice(1) : v) ? v : INVALID),
+);
+
+const REGEX_FORM = /^\/(.*)\/([a-z]*)$/s;
+
+/** A user pattern: an exact name, a `*` glob, or `/regex/flags` (which must compile). */
+export const userPattern = spec<string>(
+  'a user name, a pattern like "*@example.org", or a regular expression like "/^a.*@x\\.org$/i"',
+  (v) => {
+    if (typeof v !== 'string' || v === '' || /\s/.test(v) || CONTROL.test(v)) return INVALID;
+    if (!v.startsWith('/')) return v;
+    const m = REGEX_FORM.exec(v);
+    if (!m) return INVALID;
+    try {
+      new RegExp(m[1] as string, m[2]);
+      return v;
+    } catch {
+      // The problem itself is the report: the value is shown as found, the form as expected.
+      return INVALID;
+    }
+  },
+);
+
+/** A file path, made absolute against the config file's folder. */
+export function filePath(baseDir: string): Spec<string> {
+  return spec('a file path (relative to the config file\'s folder)', (v) =>
+    typeof v === 'string' && v.trim() !== '' && !CONTROL.test(v) ? resolve(baseDir, v) : INVALID);
+}
+
+/** A host to listen on or connect to: a name or an IP address, no spaces. */
+export const host = spec<string>('a host name or IP address', (v) =>
+  typeof v === 'string' && /^[A-Za-z0-9._:%-]+$/.test(v) ? v : INVALID);

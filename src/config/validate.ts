@@ -1,0 +1,211 @@
+/**
+ * From the parsed YAML to the frozen GatewayConfig: every key checked, every problem reported
+ * with its path, defaults filled in, durations in ms, sizes in bytes, paths made absolute.
+ * Pure: no file system, no process.env (the environment comes in through `opts.env`).
+ */
+import { resolve } from 'node:path';
+import {
+  DEFAULTS,
+  type AdminConfig, type CapaConfig, type CertPair, type GatewayConfig, type LimitsConfig, type LoggingConfig,
+  type Problem, type TlsConfig,
+} from './schema.ts';
+import { Problems, type LineOf } from './problems.ts';
+import { isMapping, Section } from './section.ts';
+import {
+  bindPort, bool, duration, filePath, host, int, INVALID, listOf, nullable, oneOf, size, spec, text, type Spec,
+} from './specs.ts';
+import { completeListener, readListeners } from './validate-listeners.ts';
+import { readBackend, readRoutes } from './validate-backend.ts';
+import { readPolicy } from './validate-policy.ts';
+import { checkListeners } from './cross-checks.ts';
+
+export interface ValidateOptions {
+  /** Folder relative paths resolve against: the YAML file's own folder. */
+  readonly baseDir: string;
+  /** Absolute path of the YAML file, kept in the config for reloads. */
+  readonly file: string | null;
+  /** 1-based line of the YAML node at a path, when known. */
+  readonly lineOf?: LineOf;
+  readonly env?: Record<string, string | undefined>;
+}
+
+export type ValidateResult =
+  | { readonly ok: true; readonly config: GatewayConfig }
+  | { readonly ok: false; readonly problems: Problem[] };
+
+const TOP_KEYS = [
+  'listeners', 'tls', 'backend', 'routes', 'workers', 'policy', 'limits', 'capa', 'logging', 'admin', 'shutdownGrace',
+];
+const TLS_KEYS = ['cert', 'key', 'minVersion', 'ciphers', 'handshakeTimeout', 'sni'];
+const LIMIT_KEYS = ['commandLine', 'saslLine', 'responseLine', 'pipelineDepth', 'maxInvalidCommands', 'maxMultiline'];
+const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize'];
+const ADMIN_KEYS = ['host', 'port', 'token'];
+const MIN_TOKEN_LENGTH = 16;
+
+export function validateConfig(raw: unknown, opts: ValidateOptions): ValidateResult {
+  const problems = new Problems(opts.lineOf);
+  const env = opts.env ?? {};
+  if (!isMapping(raw)) {
+    problems.found([], raw, `a mapping with keys: ${TOP_KEYS.join(', ')}`);
+    return { ok: false, problems: problems.sorted() };
+  }
+  const root = Section.open(problems, raw, [], TOP_KEYS);
+  const listeners = readListeners(root);
+  const tls = readTls(root, opts.baseDir);
+  const backend = readBackend(problems, root.value('backend'), ['backend'], opts.baseDir, null);
+  const routes = readRoutes(root, opts.baseDir, backend);
+  const workerCount = root.opt('workers', workers, DEFAULTS.workers);
+  const policy = readPolicy(root);
+  const limits = readLimits(root);
+  const capa = readCapa(root);
+  const logging = readLogging(root, opts.baseDir, env);
+  const admin = readAdmin(root, env);
+  const shutdownGrace = root.opt('shutdownGrace', duration(0), DEFAULTS.shutdownGrace);
+  checkListeners(problems, listeners, admin, policy);
+
+  if (problems.count > 0 || backend === null) return { ok: false, problems: problems.sorted() };
+  const config: GatewayConfig = {
+    file: opts.file,
+    // With no problem reported every listener is complete; the filter only narrows the type.
+    listeners: listeners.map(completeListener).filter((l) => l !== null),
+    tls, backend, routes, workers: workerCount, policy, limits, capa, logging, admin, shutdownGrace,
+  };
+  return { ok: true, config: deepFreeze(config) };
+}
+
+const workers = spec<number | 'auto'>('auto, or a positive integer', (v) =>
+  v === 'auto' || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1) ? v : INVALID);
+
+function readTls(root: Section, baseDir: string): TlsConfig {
+  const s = root.sub('tls', TLS_KEYS);
+  const file = filePath(baseDir);
+  return {
+    cert: s.opt('cert', file, resolve(baseDir, DEFAULTS.tls.cert)),
+    key: s.opt('key', file, resolve(baseDir, DEFAULTS.tls.key)),
+    minVersion: s.opt('minVersion', oneOf<'TLSv1.2' | 'TLSv1.3'>(['TLSv1.2', 'TLSv1.3']), DEFAULTS.tls.minVersion),
+    ciphers: s.opt('ciphers', text, DEFAULTS.tls.ciphers),
+    handshakeTimeout: s.opt('handshakeTimeout', duration(1), DEFAULTS.tls.handshakeTimeout),
+    sni: readSni(s, file),
+  };
+}
+
+const SNI_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+/** `tls.sni`: server name → {cert, key}. Names are stored lower-case (RFC 6066 names match in any case). */
+function readSni(tls: Section, file: Spec<string>): Record<string, CertPair> {
+  const raw = tls.value('sni');
+  const out: Record<string, CertPair> = {};
+  if (raw === undefined || raw === null) return out;
+  if (!isMapping(raw)) {
+    tls.problems.found(tls.at('sni'), raw, 'a mapping of server name to {cert, key}');
+    return out;
+  }
+  for (const [name, value] of Object.entries(raw)) {
+    const path = [...tls.at('sni'), name];
+    const lower = name.toLowerCase();
+    if (!SNI_NAME.test(lower)) {
+      tls.problems.add(path, `"${name}" is not a server name`, 'a DNS name like mail.example.org or *.example.org');
+    }
+    const pair = Section.item(tls.problems, value, path, ['cert', 'key']);
+    const cert = pair?.req('cert', file);
+    const key = pair?.req('key', file);
+    if (cert !== undefined && key !== undefined) out[lower] = { cert, key };
+  }
+  return out;
+}
+
+function readLimits(root: Section): LimitsConfig {
+  const s = root.sub('limits', LIMIT_KEYS);
+  const d = DEFAULTS.limits;
+  const limits = {
+    // RFC 2449 fixes 255 octets; below 64 even "USER " plus a modest address would not fit.
+    commandLine: s.opt('commandLine', size(64), d.commandLine),
+    saslLine: s.opt('saslLine', size(1), d.saslLine),
+    responseLine: s.opt('responseLine', size(512), d.responseLine),
+    pipelineDepth: s.opt('pipelineDepth', int(1), d.pipelineDepth),
+    maxInvalidCommands: s.opt('maxInvalidCommands', int(1), d.maxInvalidCommands),
+    maxMultiline: s.opt('maxMultiline', size(1), d.maxMultiline),
+  };
+  // A SASL response line is a command line's continuation; a shorter cap would cut AUTH short.
+  if (limits.saslLine < limits.commandLine) {
+    s.problems.add(
+      s.at('saslLine'),
+      `saslLine (${limits.saslLine} bytes) is smaller than commandLine (${limits.commandLine} bytes)`,
+      'a size at least as large as limits.commandLine',
+    );
+  }
+  return limits;
+}
+
+// The text replaces the backend's IMPLEMENTATION line in CAPA, so it must stay on one short line.
+const implementation = spec<string>('hide, relay, or printable text of at most 200 characters', (v) =>
+  typeof v === 'string' && /^[\x20-\x7e]{1,200}$/.test(v) && v.trim() !== '' ? v : INVALID);
+
+function readCapa(root: Section): CapaConfig {
+  const s = root.sub('capa', ['implementation']);
+  return { implementation: s.opt('implementation', implementation, DEFAULTS.capa.implementation) };
+}
+
+const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+// RFC 5322 field names: printable ASCII without the colon.
+const headerName = spec<string>('a header field name like Message-ID', (v) =>
+  typeof v === 'string' && /^[\x21-\x39\x3b-\x7e]+$/.test(v) ? v : INVALID);
+
+function readLogging(root: Section, baseDir: string, env: Record<string, string | undefined>): LoggingConfig {
+  const s = root.sub('logging', LOGGING_KEYS);
+  const d = DEFAULTS.logging;
+  const logging: LoggingConfig = {
+    level: s.opt('level', oneOf(LEVELS), d.level),
+    audit: s.opt('audit', nullable(filePath(baseDir)), d.audit),
+    auditHeaders: s.opt('auditHeaders', listOf(headerName, { dedupe: true }), [...d.auditHeaders]),
+    auditPseudonymize: s.opt('auditPseudonymize', bool, d.auditPseudonymize),
+  };
+  // Without a key the hashes would be unkeyed, and a dictionary of user names would undo them.
+  if (logging.auditPseudonymize && !env.POP3GW_AUDIT_KEY) {
+    s.problems.add(
+      s.at('auditPseudonymize'),
+      'auditPseudonymize is true but the environment variable POP3GW_AUDIT_KEY is not set',
+      'POP3GW_AUDIT_KEY set to a secret key, or auditPseudonymize: false',
+    );
+  }
+  return logging;
+}
+
+// Short tokens can be guessed; printable ASCII only, because it travels in an HTTP header.
+const isToken = (v: unknown): boolean =>
+  typeof v === 'string' && v.length >= MIN_TOKEN_LENGTH && /^[\x21-\x7e]+$/.test(v);
+const token = spec<string>(`a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`, (v) =>
+  isToken(v) ? (v as string) : INVALID);
+
+function readAdmin(root: Section, env: Record<string, string | undefined>): AdminConfig {
+  const s = root.sub('admin', ADMIN_KEYS);
+  const d = DEFAULTS.admin;
+  const written = s.opt('token', nullable(token), d.token);
+  let fromEnv: string | null = null;
+  const envToken = env.POP3GW_ADMIN_TOKEN;
+  if (written === null && envToken !== undefined && envToken !== '') {
+    if (!isToken(envToken)) {
+      s.problems.add(
+        s.at('token'),
+        `the environment variable POP3GW_ADMIN_TOKEN has ${envToken.length} characters or contains spaces`,
+        token.expected,
+      );
+    } else {
+      fromEnv = envToken;
+    }
+  }
+  return {
+    host: s.opt('host', host, d.host),
+    port: s.opt('port', nullable(bindPort), d.port),
+    token: written ?? fromEnv,
+  };
+}
+
+/** Freezes every object and array reachable from `value`, so no module can change the config. */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
