@@ -1,0 +1,99 @@
+/**
+ * Connection limits (policy.connections): live connections per client and in total,
+ * counted exactly in this process, and new connections per client per `rateWindow`,
+ * counted in the shared store. The counts have a synchronous path so a refused client
+ * costs no TLS handshake. Clients are keyed like auth limits (IPv6 by prefix).
+ * Trusted networks are exempt from the per-client limits and the rate, not from maxTotal.
+ * A limit of 0 means no limit.
+ */
+import type { PolicyConfig } from '../config/schema.ts';
+import { silentLogger, type Logger } from '../util/logger.ts';
+import type { CounterStore } from './counter-store.ts';
+import { clientKey, type NetworkSet } from './networks.ts';
+
+export type ConnectionRefusal = 'max-per-ip' | 'max-total' | 'conn-rate';
+export type Acquired = { ok: true; release: () => void };
+export type Acquire = Acquired | { ok: false; reason: ConnectionRefusal };
+
+export class ConnectionLimiter {
+  readonly #cfg: PolicyConfig['connections'];
+  readonly #trusted: NetworkSet;
+  readonly #store: CounterStore;
+  readonly #ipv6Prefix: number;
+  readonly #log: Logger;
+  readonly #perClient = new Map<string, number>();
+  #total = 0;
+
+  constructor(
+    cfg: PolicyConfig['connections'],
+    trusted: NetworkSet,
+    store: CounterStore,
+    ipv6Prefix: number,
+    opts: { log?: Logger } = {},
+  ) {
+    this.#cfg = cfg;
+    this.#trusted = trusted;
+    this.#store = store;
+    this.#ipv6Prefix = ipv6Prefix;
+    this.#log = opts.log ?? silentLogger;
+  }
+
+  /** The counts and then the rate; a rate refusal gives its slot back. */
+  async acquire(ip: string): Promise<Acquire> {
+    const slot = this.tryAcquireSync(ip);
+    if (!slot.ok) return slot;
+    if (!(await this.checkRate(ip))) {
+      slot.release();
+      return { ok: false, reason: 'conn-rate' };
+    }
+    return slot;
+  }
+
+  /** Only the live counts, synchronously: call before any TLS work, then checkRate. */
+  tryAcquireSync(ip: string): { ok: true; release: () => void } | { ok: false; reason: 'max-per-ip' | 'max-total' } {
+    const { maxPerIp, maxTotal } = this.#cfg;
+    const trusted = this.#trusted.contains(ip);
+    const key = clientKey(ip, this.#ipv6Prefix);
+    const mine = this.#perClient.get(key) ?? 0;
+    if (!trusted && maxPerIp > 0 && mine >= maxPerIp) return { ok: false, reason: 'max-per-ip' };
+    if (maxTotal > 0 && this.#total >= maxTotal) return { ok: false, reason: 'max-total' };
+    this.#perClient.set(key, mine + 1);
+    this.#total += 1;
+    let released = false;
+    return {
+      ok: true,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#total -= 1;
+        const left = (this.#perClient.get(key) ?? 1) - 1;
+        if (left > 0) this.#perClient.set(key, left);
+        else this.#perClient.delete(key);
+      },
+    };
+  }
+
+  /**
+   * Counts this new connection against ratePerIp per rateWindow; false when over. If the
+   * store itself fails, the connection is let through: the live counts still bound it.
+   */
+  async checkRate(ip: string): Promise<boolean> {
+    const { ratePerIp, rateWindow } = this.#cfg;
+    if (ratePerIp <= 0 || this.#trusted.contains(ip)) return true;
+    try {
+      const n = await this.#store.consume(`conn:${clientKey(ip, this.#ipv6Prefix)}`, rateWindow);
+      return n <= ratePerIp;
+    } catch (err) {
+      this.#log.warn({ event: 'conn-rate-unavailable', err: (err as Error).message }, 'connection rate not checked');
+      return true;
+    }
+  }
+
+  active(): number {
+    return this.#total;
+  }
+
+  activeFor(ip: string): number {
+    return this.#perClient.get(clientKey(ip, this.#ipv6Prefix)) ?? 0;
+  }
+}

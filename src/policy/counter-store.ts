@@ -1,0 +1,201 @@
+/**
+ * Windowed counters and timed blocks: the only I/O policy does. In memory by default;
+ * with redis://host:port several gateway processes share them. Built on
+ * rate-limiter-flexible so the Redis side is its atomic INCR+EXPIRE script and its
+ * insurance limiter: when Redis is unreachable every call falls through to local
+ * counters at once (no offline queue, a command timeout), and the ioredis client keeps
+ * reconnecting in the background.
+ *
+ * Windows are fixed (they start at a key's first consume), like rate-limiter-flexible.
+ * Redis keeps TTLs in whole seconds, so on Redis a window or block is rounded up to 1 s.
+ */
+import { Redis } from 'ioredis';
+import { RateLimiterMemory, RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { Logger } from '../util/logger.ts';
+
+export interface CounterStore {
+  /** Adds `points` (default 1) and returns the count within the key's current window. */
+  consume(key: string, windowMs: number, points?: number): Promise<number>;
+  /** The count within the current window; 0 when the window has expired or never began. */
+  get(key: string, windowMs: number): Promise<number>;
+  /** Sets (or re-sets) a timed flag on `key`, separate from its counter. */
+  block(key: string, ms: number): Promise<void>;
+  /** Milliseconds left on the flag, 0 when none. */
+  blockedFor(key: string): Promise<number>;
+  /** Clears both the counter and the flag. */
+  reset(key: string): Promise<void>;
+  close(): Promise<void>;
+  readonly kind: 'memory' | 'redis';
+  /** True while a Redis store is answering from local counters (for /healthz and metrics). */
+  readonly degraded: boolean;
+}
+
+export interface CounterStoreOptions {
+  /** A Redis command slower than this falls back to local counters (default 500 ms). */
+  commandTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Upper bound on the wait between reconnect attempts (default 2 s). */
+  retryMaxDelayMs?: number;
+}
+
+export class CounterStoreError extends Error {
+  readonly code = 'BAD_STORE_URL';
+}
+
+/** Far above any limit: the limiter never rejects, we read consumedPoints and decide ourselves. */
+const POINTS = 1_000_000_000;
+const PREFIX = 'pop3gw';
+
+type Limiter = RateLimiterMemory | RateLimiterRedis;
+
+function liveMs(res: RateLimiterRes | null): number {
+  // The memory limiter drops an expired record on a timer; until then `get` still returns it
+  // with a negative msBeforeNext, so expiry is judged here from the time left.
+  if (res === null || res.msBeforeNext <= 0) return 0;
+  return res.msBeforeNext;
+}
+
+function checkMs(what: string, ms: number): void {
+  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`${what} must be a positive number of ms, got ${ms}`);
+}
+
+class LimiterStore implements CounterStore {
+  readonly #primary: Limiter;
+  /** The Redis limiter's insurance: read too for blocks, so a lockout set during an outage survives recovery. */
+  readonly #local: RateLimiterMemory | null;
+  readonly #seconds: (ms: number) => number;
+  readonly #onClose: () => Promise<void>;
+  readonly #isDegraded: () => boolean;
+
+  constructor(
+    readonly kind: 'memory' | 'redis',
+    primary: Limiter,
+    local: RateLimiterMemory | null,
+    seconds: (ms: number) => number,
+    hooks: { close: () => Promise<void>; degraded: () => boolean },
+  ) {
+    this.#primary = primary;
+    this.#local = local;
+    this.#seconds = seconds;
+    this.#onClose = hooks.close;
+    this.#isDegraded = hooks.degraded;
+  }
+
+  get degraded(): boolean {
+    return this.#isDegraded();
+  }
+
+  async consume(key: string, windowMs: number, points = 1): Promise<number> {
+    checkMs('windowMs', windowMs);
+    if (!Number.isInteger(points) || points < 1) throw new RangeError(`points must be a positive integer, got ${points}`);
+    const res = await this.#primary.consume(`c:${key}`, points, { customDuration: this.#seconds(windowMs) });
+    return res.consumedPoints;
+  }
+
+  async get(key: string, _windowMs: number): Promise<number> {
+    const res = await this.#primary.get(`c:${key}`);
+    return liveMs(res) > 0 ? res!.consumedPoints : 0;
+  }
+
+  async block(key: string, ms: number): Promise<void> {
+    checkMs('block ms', ms);
+    await this.#primary.block(`b:${key}`, this.#seconds(ms));
+  }
+
+  async blockedFor(key: string): Promise<number> {
+    const [shared, local] = await Promise.all([
+      this.#primary.get(`b:${key}`),
+      this.#local === null ? null : this.#local.get(`b:${key}`),
+    ]);
+    return Math.max(liveMs(shared), liveMs(local));
+  }
+
+  async reset(key: string): Promise<void> {
+    const limiters: Limiter[] = this.#local === null ? [this.#primary] : [this.#primary, this.#local];
+    await Promise.all(limiters.flatMap((l) => [l.delete(`c:${key}`), l.delete(`b:${key}`)]));
+  }
+
+  close(): Promise<void> {
+    return this.#onClose();
+  }
+}
+
+function memoryLimiter(): RateLimiterMemory {
+  return new RateLimiterMemory({ points: POINTS, duration: 60, keyPrefix: PREFIX });
+}
+
+/** `memory`, or `redis://[:password@]host:port[/db]` / `rediss://…`. Throws CounterStoreError otherwise. */
+export function createCounterStore(url: 'memory' | string, log: Logger, opts: CounterStoreOptions = {}): CounterStore {
+  if (url === 'memory') {
+    return new LimiterStore('memory', memoryLimiter(), null, (ms) => ms / 1000, {
+      close: async () => undefined,
+      degraded: () => false,
+    });
+  }
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new CounterStoreError('policy.rateLimitStore must be "memory" or a redis:// URL');
+  }
+  if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
+    throw new CounterStoreError('policy.rateLimitStore must be "memory" or a redis:// URL');
+  }
+  return createRedisStore(url, parsed, log, opts);
+}
+
+function createRedisStore(url: string, parsed: URL, log: Logger, opts: CounterStoreOptions): CounterStore {
+  // The URL may carry a password: only host and port ever reach a log.
+  const rlog = log.child({ component: 'counter-store', redis: `${parsed.hostname}:${parsed.port || '6379'}` });
+  const maxDelay = opts.retryMaxDelayMs ?? 2_000;
+  const client = new Redis(url, {
+    // Without an offline queue a command during an outage fails at once and the
+    // insurance limiter answers, instead of logins waiting for Redis to return.
+    enableOfflineQueue: false,
+    commandTimeout: opts.commandTimeoutMs ?? 500,
+    connectTimeout: opts.connectTimeoutMs ?? 2_000,
+    // Reconnect forever, backing off up to maxDelay.
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 10), maxDelay),
+  });
+
+  let closing = false;
+  let down = false;
+  const markDown = (err: Error | null): void => {
+    if (closing || down) return;
+    down = true;
+    rlog.warn({ event: 'redis-down', err: err?.message ?? 'connection closed' }, 'redis unavailable, using local counters');
+  };
+  client.on('error', (err: Error) => markDown(err));
+  client.on('close', () => markDown(null));
+  client.on('ready', () => {
+    if (!down) return;
+    down = false;
+    rlog.info({ event: 'redis-up' }, 'redis back');
+  });
+
+  const local = memoryLimiter();
+  const primary = new RateLimiterRedis({
+    storeClient: client,
+    points: POINTS,
+    duration: 60,
+    keyPrefix: PREFIX,
+    insuranceLimiter: local,
+    // Don't hand commands to a client that isn't connected: fall back immediately.
+    rejectIfRedisNotReady: true,
+  });
+
+  return new LimiterStore('redis', primary, local, (ms) => Math.max(1, Math.ceil(ms / 1000)), {
+    degraded: () => client.status !== 'ready',
+    close: async () => {
+      closing = true;
+      if (client.status === 'ready') {
+        await client.quit().catch((err: Error) => {
+          rlog.debug({ err: err.message }, 'redis quit failed, disconnecting');
+          client.disconnect();
+        });
+      } else {
+        client.disconnect();
+      }
+    },
+  });
+}

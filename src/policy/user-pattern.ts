@@ -1,0 +1,48 @@
+/**
+ * User name patterns shared by policy rules and routes:
+ *   exact name (case-insensitive)   alice@example.org
+ *   glob with * and ?               *@example.org, archive@*, user?@x
+ *   regular expression              /^(ops|noc)-.*@example\.org$/i
+ * Names are compared after normalizeUserName, so "Alice ", "ALICE" and a full-width
+ * "ａｌｉｃｅ" all match "alice": a variant spelling must not slip past a rule that
+ * narrows what the session may do.
+ */
+
+export class UserPatternError extends Error {
+  readonly code = 'BAD_USER_PATTERN';
+}
+
+/** Unicode NFKC, surrounding whitespace removed, lower case. */
+export function normalizeUserName(user: string): string {
+  return user.normalize('NFKC').trim().toLowerCase();
+}
+
+export function isRegexPattern(p: string): boolean {
+  return /^\/.*\/[a-z]*$/s.test(p);
+}
+
+/** Throws UserPatternError for a regex that doesn't compile. */
+export function compileUserPattern(pattern: string): (user: string) => boolean {
+  if (isRegexPattern(pattern)) {
+    const end = pattern.lastIndexOf('/');
+    let re: RegExp;
+    try {
+      // g/y would make test() stateful between calls.
+      re = new RegExp(pattern.slice(1, end), pattern.slice(end + 1).replace(/[gy]/g, ''));
+    } catch (err) {
+      throw new UserPatternError(`invalid regular expression ${pattern}: ${(err as Error).message}`);
+    }
+    // Either spelling may match: rules narrow, so matching too much is the safe side.
+    return (user) => {
+      const n = user.normalize('NFKC').trim();
+      return re.test(n) || re.test(n.toLowerCase());
+    };
+  }
+  const want = normalizeUserName(pattern);
+  if (!/[*?]/.test(want)) return (user) => normalizeUserName(user) === want;
+  const source = [...want]
+    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[\\^$.|+()[\]{}\/]/g, '\\$&')))
+    .join('');
+  const re = new RegExp(`^${source}$`, 'su');
+  return (user) => re.test(normalizeUserName(user));
+}
