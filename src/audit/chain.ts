@@ -1,0 +1,149 @@
+/**
+ * The audit hash chain. Every record carries `seq` (continuous, also across rotated files),
+ * `prev` (the previous record's hash) and `hash` = sha256(prev + canonical JSON of the record
+ * without `hash`). Editing a record breaks its hash; deleting or reordering records breaks
+ * `seq` and `prev`. Pure: no I/O.
+ *
+ * The chain is unkeyed: it shows accidental or partial tampering, not a rewrite of the whole
+ * tail. The sink logs the chain head on reopen/close so an outside copy can anchor it.
+ */
+import { createHash } from 'node:crypto';
+
+export const GENESIS = '0'.repeat(64);
+
+export interface ChainHead {
+  readonly seq: number;
+  readonly hash: string;
+}
+
+export type ChainProblem = 'hash-mismatch' | 'broken-link' | 'seq-gap' | 'bad-json';
+
+export type VerifyResult =
+  | { ok: true; count: number; head: ChainHead | null }
+  | {
+      ok: false;
+      /** 1-based line number of the first record that fails. */
+      line: number;
+      problem: ChainProblem;
+      /** The failing record's seq when it could be read. */
+      seq: number | null;
+      /** The seq that was expected there (seq-gap: records before it are missing). */
+      expectedSeq: number | null;
+      /** Records that verified before the failure. */
+      count: number;
+    };
+
+export class AuditChain {
+  private prev: string;
+  private seq: number;
+
+  /** `start` continues an existing chain: the next record gets start.seq + 1. */
+  constructor(start: ChainHead | string = GENESIS) {
+    if (typeof start === 'string') {
+      this.prev = start;
+      this.seq = 0;
+    } else {
+      this.prev = start.hash;
+      this.seq = start.seq;
+    }
+  }
+
+  get head(): ChainHead {
+    return { seq: this.seq, hash: this.prev };
+  }
+
+  /** The JSON line (no newline) for `record`, with `seq`, `prev` and `hash` appended. */
+  seal(record: object): string {
+    const seq = this.seq + 1;
+    // The chain owns these three names; a record that carried them would not verify.
+    const { seq: _seq, prev: _prev, hash: _hash, ...fields } = record as Record<string, unknown>;
+    const body = { ...fields, seq, prev: this.prev };
+    const hash = hashRecord(this.prev, body);
+    const line = JSON.stringify({ ...body, hash });
+    this.seq = seq;
+    this.prev = hash;
+    return line;
+  }
+}
+
+export function hashRecord(prev: string, bodyWithoutHash: object): string {
+  return createHash('sha256').update(prev).update(canonicalJson(bodyWithoutHash)).digest('hex');
+}
+
+/**
+ * JSON with object keys sorted at every depth, so the hash does not depend on key order.
+ * The replacer runs after toJSON and sees undefined the same way JSON.stringify does, so
+ * sealing an object and re-hashing its parsed line give the same text.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
+
+interface ChainedRecord {
+  seq: number;
+  prev: string;
+  hash: string;
+  [k: string]: unknown;
+}
+
+/** Parses one line as a chained record, or null when it is not one. */
+export function parseChained(line: string): ChainedRecord | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch {
+    return null; // not JSON: the caller reports bad-json with the line number
+  }
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) return null;
+  const r = v as Record<string, unknown>;
+  if (!Number.isSafeInteger(r.seq) || typeof r.prev !== 'string' || typeof r.hash !== 'string') return null;
+  return r as ChainedRecord;
+}
+
+/**
+ * Checks one file's lines. Without `expect`, the first record's `prev`/`seq` are taken as the
+ * start (the file may follow a rotated-away one); with it (the previous file's head, when files
+ * are verified oldest first) the first record must continue that head. Blank lines are skipped.
+ */
+export function verifyLines(lines: Iterable<string>, expect: ChainHead | null = null): VerifyResult {
+  let head: ChainHead | null = expect;
+  let count = 0;
+  let lineNo = 0;
+  for (const line of lines) {
+    lineNo++;
+    const step = verifyStep(line, head);
+    if (step === 'blank') continue;
+    if (!step.ok) return { ok: false, line: lineNo, count, ...step.failure };
+    head = step.head;
+    count++;
+  }
+  return { ok: true, count, head };
+}
+
+type StepFailure = { problem: ChainProblem; seq: number | null; expectedSeq: number | null };
+
+/** One line against the running head; shared by verifyLines and the streaming CLI. */
+export function verifyStep(
+  line: string,
+  head: ChainHead | null,
+): 'blank' | { ok: true; head: ChainHead } | { ok: false; failure: StepFailure } {
+  if (line.trim() === '') return 'blank';
+  const expectedSeq = head === null ? null : head.seq + 1;
+  const rec = parseChained(line);
+  if (rec === null) return { ok: false, failure: { problem: 'bad-json', seq: null, expectedSeq } };
+  const { hash, ...body } = rec;
+  if (hashRecord(rec.prev, body) !== hash) {
+    return { ok: false, failure: { problem: 'hash-mismatch', seq: rec.seq, expectedSeq } };
+  }
+  if (head !== null) {
+    // seq first: a deleted record reads better as "seq N missing" than as a broken link.
+    if (rec.seq !== head.seq + 1) return { ok: false, failure: { problem: 'seq-gap', seq: rec.seq, expectedSeq } };
+    if (rec.prev !== head.hash) return { ok: false, failure: { problem: 'broken-link', seq: rec.seq, expectedSeq } };
+  }
+  return { ok: true, head: { seq: rec.seq, hash } };
+}

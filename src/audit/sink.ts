@@ -1,0 +1,272 @@
+/**
+ * The audit file: one hash-chained JSON line per record, written through pino's asynchronous
+ * destination (sonic-boom), so a slow disk delays the audit, never the relay. pino's own
+ * serializer is bypassed on purpose: the chain hashes the exact line, including `time`, so
+ * the line is built and sealed here and handed to the destination as is. The destination
+ * still gives us async writes, `reopen()` and a synchronous flush at process exit.
+ *
+ * Rotation: rename the file, then send SIGUSR1 (the app calls `reopen()`): records still
+ * buffered go to the new file and `seq` continues, so files verified oldest first form one
+ * chain. Do not use logrotate's `copytruncate`: records written between the copy and the
+ * truncation are lost and show up as a gap in the chain.
+ *
+ * One writer per file: with several worker processes each needs its own file (or the primary
+ * writes for all), or the chains interleave.
+ */
+import { mkdir, open, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import pino from 'pino';
+import type { LoggingConfig } from '../config/schema.ts';
+import type { Logger } from '../util/logger.ts';
+import { AuditChain, parseChained, GENESIS, type ChainHead } from './chain.ts';
+import { pseudonymizer, type Pseudonymizer } from './pseudonymize.ts';
+import type { AuditFields } from './record.ts';
+
+export interface AuditSink {
+  write(fields: AuditFields): void;
+  /** Reopen the file by name (after logrotate renamed it). */
+  reopen(): void;
+  /** Resolves once every record written so far reached the file (or was dropped). */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export class AuditSinkError extends Error {
+  constructor(
+    readonly code: 'AUDIT_KEY_MISSING' | 'AUDIT_OPEN',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'AuditSinkError';
+  }
+}
+
+export interface AuditSinkOptions {
+  /** HMAC key for pseudonyms (env POP3GW_AUDIT_KEY); required when cfg.auditPseudonymize. */
+  key: string | null;
+  log: Logger;
+  now?: () => Date;
+  /** Bytes the destination may buffer while the disk lags; past it records are dropped (and logged). */
+  maxBufferBytes?: number;
+}
+
+const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/** The tail read to find the chain head; grows once if a huge record hides the last line. */
+const TAIL_BYTES = [64 * 1024, 4 * 1024 * 1024];
+
+export const nullAuditSink: AuditSink = Object.freeze({
+  write: () => undefined,
+  reopen: () => undefined,
+  flush: async () => undefined,
+  close: async () => undefined,
+});
+
+export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions): Promise<AuditSink> {
+  if (cfg.audit === null) return nullAuditSink;
+  if (cfg.auditPseudonymize && !opts.key) {
+    throw new AuditSinkError(
+      'AUDIT_KEY_MISSING',
+      'logging.auditPseudonymize is on but POP3GW_AUDIT_KEY is not set: refusing to write real user names',
+    );
+  }
+  const file = cfg.audit;
+  await ensureWritable(file);
+  const start = await findChainHead(file);
+  if (start.head === null && start.foundInvalidTail) {
+    opts.log.warn({ event: 'audit-chain-restart', file }, 'audit file does not end in a chained record: chain restarts');
+  }
+  const dest = pino.destination({
+    dest: file,
+    sync: false,
+    mkdir: true,
+    append: true,
+    maxLength: opts.maxBufferBytes ?? DEFAULT_MAX_BUFFER,
+  });
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error) => reject(new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${err.message}`));
+    dest.once('error', onError);
+    dest.once('ready', () => {
+      dest.off('error', onError);
+      resolve();
+    });
+  });
+  const sink = new FileAuditSink(file, dest, new AuditChain(start.head ?? GENESIS), {
+    pseudonymize: pseudonymizer(cfg.auditPseudonymize ? opts.key : null),
+    log: opts.log,
+    now: opts.now ?? (() => new Date()),
+  });
+  // A torn last line (crash mid-write) must not swallow the first new record.
+  if (start.needsNewline) sink.writeRaw('\n');
+  return sink;
+}
+
+/**
+ * Opens (creating) the file once ourselves so a bad path or permission fails at startup with a
+ * clear error, before a destination exists whose exit hook would then trip over it.
+ */
+async function ensureWritable(file: string): Promise<void> {
+  try {
+    await mkdir(dirname(file), { recursive: true });
+    await (await open(file, 'a')).close();
+  } catch (err) {
+    throw new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${(err as Error).message}`);
+  }
+}
+
+type Destination = ReturnType<typeof pino.destination>;
+
+class FileAuditSink implements AuditSink {
+  private submitted = 0;
+  private settled = 0;
+  private closed = false;
+  private closing: Promise<void> | null = null;
+  private waiters: Array<{ resolve: () => void; reject: (e: Error) => void }> = [];
+  private readonly pseudonymize: Pseudonymizer;
+  private readonly log: Logger;
+  private readonly now: () => Date;
+
+  constructor(
+    private readonly file: string,
+    private readonly dest: Destination,
+    private readonly chain: AuditChain,
+    deps: { pseudonymize: Pseudonymizer; log: Logger; now: () => Date },
+  ) {
+    this.pseudonymize = deps.pseudonymize;
+    this.log = deps.log;
+    this.now = deps.now;
+    dest.on('write', (n: number) => this.settle(n));
+    dest.on('drop', (data: string | Buffer) => {
+      this.settle(Buffer.byteLength(data));
+      // The record was sealed: the file will show this as a seq gap, which is the truth.
+      this.log.error({ event: 'audit-drop', file: this.file }, 'audit buffer full: a record was dropped');
+    });
+    dest.on('error', (err: NodeJS.ErrnoException) => {
+      this.log.error({ event: 'audit-error', file: this.file, code: err.code, err: err.message }, 'audit write failed');
+      for (const w of this.waiters.splice(0)) w.reject(err);
+    });
+  }
+
+  write(fields: AuditFields): void {
+    if (this.closed) {
+      this.log.warn({ event: 'audit-closed', record: fields.event }, 'audit record after close ignored');
+      return;
+    }
+    try {
+      this.writeRaw(this.chain.seal(this.prepare(fields)) + '\n');
+    } catch (err) {
+      // Never into the relay: an audit failure is logged, the session goes on.
+      this.log.error({ event: 'audit-error', err: (err as Error).message }, 'audit record not written');
+    }
+  }
+
+  writeRaw(text: string): void {
+    this.submitted += Buffer.byteLength(text);
+    this.dest.write(text);
+  }
+
+  reopen(): void {
+    if (this.closed) return;
+    this.dest.reopen();
+    // The head goes to the operational log too: an outside anchor for the unkeyed chain.
+    this.log.info({ event: 'audit-reopen', file: this.file, ...this.chain.head }, 'audit file reopened');
+  }
+
+  flush(): Promise<void> {
+    if (this.settled >= this.submitted) return Promise.resolve();
+    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
+    this.closed = true;
+    try {
+      await this.flush();
+    } catch (err) {
+      this.log.error({ event: 'audit-error', err: (err as Error).message }, 'audit flush at close failed');
+    }
+    await new Promise<void>((resolve) => {
+      this.dest.once('close', () => resolve());
+      this.dest.once('error', () => resolve());
+      this.dest.end();
+    });
+    this.log.info({ event: 'audit-close', file: this.file, ...this.chain.head }, 'audit file closed');
+  }
+
+  private settle(n: number): void {
+    this.settled += n;
+    if (this.settled < this.submitted) return;
+    for (const w of this.waiters.splice(0)) w.resolve();
+  }
+
+  /** `time` first for readability; user names (also inside USER args and signal detail) pseudonymized. */
+  private prepare(fields: AuditFields): Record<string, unknown> {
+    const rec: Record<string, unknown> = { time: this.now().toISOString(), ...fields };
+    const p = this.pseudonymize;
+    if (fields.user !== undefined) rec.user = p(fields.user);
+    if (fields.command === 'USER' && fields.args !== undefined) rec.args = p(fields.args);
+    if (fields.detail !== undefined) {
+      const d: Record<string, unknown> = { ...fields.detail };
+      if (typeof d.user === 'string') d.user = p(d.user);
+      if (Array.isArray(d.users)) d.users = d.users.map((u) => (typeof u === 'string' ? p(u) : u));
+      rec.detail = d;
+    }
+    return rec;
+  }
+}
+
+export interface ChainStart {
+  head: ChainHead | null;
+  /** The file ends without a newline (a torn write). */
+  needsNewline: boolean;
+  /** The file had content but no chained record at its end. */
+  foundInvalidTail: boolean;
+}
+
+/**
+ * Where the chain continues: the last record of `file`, or, when `file` is missing or empty
+ * (renamed by logrotate while the gateway was down), the last record of `file.1`.
+ */
+export async function findChainHead(file: string): Promise<ChainStart> {
+  const own = await readTailHead(file);
+  if (own.head !== null || own.size > 0) {
+    return { head: own.head, needsNewline: own.needsNewline, foundInvalidTail: own.head === null };
+  }
+  const rotated = await readTailHead(`${file}.1`);
+  return { head: rotated.head, needsNewline: false, foundInvalidTail: false };
+}
+
+async function readTailHead(file: string): Promise<{ head: ChainHead | null; size: number; needsNewline: boolean }> {
+  let size: number;
+  try {
+    size = (await stat(file)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { head: null, size: 0, needsNewline: false };
+    throw err;
+  }
+  if (size === 0) return { head: null, size, needsNewline: false };
+  const fh = await open(file, 'r');
+  try {
+    let needsNewline = false;
+    for (const want of TAIL_BYTES) {
+      const n = Math.min(want, size);
+      const buf = Buffer.alloc(n);
+      await fh.read(buf, 0, n, size - n);
+      needsNewline = buf[n - 1] !== 0x0a;
+      const lines = buf.toString('utf8').split('\n');
+      // The first piece is a partial line unless the window starts at the file's beginning.
+      const first = n === size ? 0 : 1;
+      for (let i = lines.length - 1; i >= first; i--) {
+        const rec = parseChained(lines[i] ?? '');
+        if (rec !== null) return { head: { seq: rec.seq, hash: rec.hash }, size, needsNewline };
+      }
+      if (n === size) break;
+    }
+    return { head: null, size, needsNewline };
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * Prometheus metrics for one gateway instance. Each instance owns its registry (never
+ * prom-client's global one), so two gateways in one process never collide. Labels are bounded:
+ * listener names come from config, verbs and reasons from fixed sets; never a user or an IP.
+ */
+import * as prom from 'prom-client';
+import { KNOWN_VERBS } from '../config/schema.ts';
+
+/** Policy refusal reasons used as a label; anything else is counted as "other". */
+export const POLICY_REASONS = [
+  'not-in-allowlist', 'tls-required', 'rule-deny', 'max-messages', 'max-bytes',
+  'max-per-ip', 'max-total', 'conn-rate', 'ip-locked', 'user-locked',
+  'bad-credentials', 'bad-credential-chars', 'too-many-invalid', 'line-too-long',
+] as const;
+
+/** BackendError codes (backend/connector.ts); anything else is "OTHER". */
+export const BACKEND_ERROR_CODES = ['CONNECT', 'TIMEOUT', 'TLS', 'GREETING', 'NO_STLS', 'PROTOCOL', 'CLOSED'] as const;
+
+export const SIGNAL_KINDS = ['new-source', 'download-volume', 'many-users-one-source', 'mass-dele'] as const;
+
+export type ConnectionResult = 'accepted' | 'refused' | 'tls-failed';
+export type LoginResult = 'ok' | 'failed' | 'locked' | 'error';
+export type CommandResult = 'ok' | 'err' | 'denied';
+export type Direction = 'client_to_backend' | 'backend_to_client';
+
+const VERBS = new Set<string>(KNOWN_VERBS);
+const REASONS = new Set<string>(POLICY_REASONS);
+const CODES = new Set<string>(BACKEND_ERROR_CODES);
+const SIGNALS = new Set<string>(SIGNAL_KINDS);
+
+export class GatewayMetrics {
+  readonly registry = new prom.Registry();
+  private lockoutsFn: () => number = () => 0;
+
+  private readonly connections = new prom.Counter({
+    name: 'pop3gw_connections_total',
+    help: 'Client connections by listener and result (accepted, refused by limits, TLS handshake failed).',
+    labelNames: ['listener', 'result'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly sessionsActive = new prom.Gauge({
+    name: 'pop3gw_sessions_active',
+    help: 'Client sessions currently open, by listener.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly logins = new prom.Counter({
+    name: 'pop3gw_logins_total',
+    help: 'Login attempts by result (ok, failed credentials, locked out, backend error).',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly commands = new prom.Histogram({
+    name: 'pop3gw_command_duration_seconds',
+    help: 'Client commands by verb and result, with the time until the reply ended (bodies included).',
+    labelNames: ['verb', 'result'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120],
+    registers: [this.registry],
+  });
+
+  private readonly refusals = new prom.Counter({
+    name: 'pop3gw_policy_refusals_total',
+    help: 'Commands, logins and connections refused by policy, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly bytesRelayed = new prom.Counter({
+    name: 'pop3gw_bytes_total',
+    help: 'Bytes relayed, by direction.',
+    labelNames: ['direction'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly backendConnects = new prom.Histogram({
+    name: 'pop3gw_backend_connect_seconds',
+    help: 'Time to connect to the backend (through greeting and TLS), by result.',
+    labelNames: ['result'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+
+  private readonly backendErrors = new prom.Counter({
+    name: 'pop3gw_backend_errors_total',
+    help: 'Failed backend connections, by error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly tlsFailures = new prom.Counter({
+    name: 'pop3gw_tls_handshake_failures_total',
+    help: 'Client TLS handshakes that failed (implicit TLS or STLS), by listener.',
+    labelNames: ['listener'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly signals = new prom.Counter({
+    name: 'pop3gw_signals_total',
+    help: 'Audit signals raised (new source, download volume, many users from one source, mass DELE).',
+    labelNames: ['signal'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    const self = this;
+    new prom.Gauge({
+      name: 'pop3gw_lockouts_active',
+      help: 'Addresses and users currently locked out after failed logins.',
+      registers: [this.registry],
+      collect() {
+        let n: number;
+        try {
+          n = self.lockoutsFn();
+        } catch {
+          n = NaN; // unknown (e.g. the shared store is down): NaN rather than a misleading 0
+        }
+        this.set(n);
+      },
+    });
+    prom.collectDefaultMetrics({ register: this.registry });
+    // Series that exist from the start, so rate() and alerts work before the first event.
+    for (const r of ['ok', 'failed', 'locked', 'error'] as const) this.logins.inc({ result: r }, 0);
+    for (const d of ['client_to_backend', 'backend_to_client'] as const) this.bytesRelayed.inc({ direction: d }, 0);
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+
+  connection(listener: string, result: ConnectionResult): void {
+    this.connections.inc({ listener, result });
+  }
+
+  sessionOpened(listener: string): void {
+    this.sessionsActive.inc({ listener });
+  }
+
+  sessionClosed(listener: string): void {
+    this.sessionsActive.dec({ listener });
+  }
+
+  login(result: LoginResult): void {
+    this.logins.inc({ result });
+  }
+
+  command(verb: string, result: CommandResult, seconds: number): void {
+    const v = verb.toUpperCase();
+    this.commands.observe({ verb: VERBS.has(v) ? v : 'OTHER', result }, Math.max(0, seconds));
+  }
+
+  policyRefusal(reason: string): void {
+    this.refusals.inc({ reason: REASONS.has(reason) ? reason : 'other' });
+  }
+
+  bytes(direction: Direction, n: number): void {
+    if (n > 0) this.bytesRelayed.inc({ direction }, n);
+  }
+
+  backendConnect(seconds: number, result: 'ok' | 'error', code?: string): void {
+    this.backendConnects.observe({ result }, Math.max(0, seconds));
+    if (result === 'error') this.backendErrors.inc({ code: code !== undefined && CODES.has(code) ? code : 'OTHER' });
+  }
+
+  tlsHandshakeFailure(listener: string): void {
+    this.tlsFailures.inc({ listener });
+  }
+
+  signal(kind: string): void {
+    this.signals.inc({ signal: SIGNALS.has(kind) ? kind : 'other' });
+  }
+
+  /** How many lockouts are active, asked at each scrape (AuthLimiter.activeLockouts). */
+  setLockoutsGauge(fn: () => number): void {
+    this.lockoutsFn = fn;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

@@ -1,0 +1,105 @@
+import { describe, expect, it } from 'vitest';
+import { AuditChain, GENESIS, canonicalJson, verifyLines } from '../../../src/audit/chain.ts';
+
+function sealed(n: number, chain = new AuditChain()): string[] {
+  return Array.from({ length: n }, (_, i) => chain.seal({ time: `2024-05-01T00:00:0${i % 10}.000Z`, event: 'command', n: i, nested: { b: 1, a: [i] } }));
+}
+
+describe('audit hash chain', () => {
+  it('seal appends seq, prev and hash, starting from genesis', () => {
+    const [first, second] = sealed(2).map((l) => JSON.parse(l));
+    expect(first).toMatchObject({ seq: 1, prev: GENESIS });
+    expect(first.hash).toMatch(/^[0-9a-f]{64}$/);
+    expect(second).toMatchObject({ seq: 2, prev: first.hash });
+  });
+
+  it('canonical JSON does not depend on key order', () => {
+    expect(canonicalJson({ b: 1, a: { d: 2, c: [{ f: 1, e: 2 }] } })).toBe(canonicalJson({ a: { c: [{ e: 2, f: 1 }], d: 2 }, b: 1 }));
+  });
+
+  it('an intact chain verifies and reports its head', () => {
+    const lines = sealed(5);
+    const r = verifyLines(lines);
+    expect(r).toMatchObject({ ok: true, count: 5, head: { seq: 5, hash: JSON.parse(lines[4]!).hash } });
+  });
+
+  it('records with unusual values (unicode, empty objects, null) still verify', () => {
+    const chain = new AuditChain();
+    const lines = [
+      chain.seal({ user: 'jürgen 🦊', headers: { Subject: '\u2028odd\ud800' }, uid: null, detail: {} }),
+      chain.seal({ user: undefined, n: -0, big: 1e21 }),
+    ];
+    expect(verifyLines(lines)).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('an edited record is a hash mismatch on its own line', () => {
+    const lines = sealed(5);
+    lines[2] = lines[2]!.replace('"event":"command"', '"event":"connect"');
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 3, problem: 'hash-mismatch', seq: 3, count: 2 });
+  });
+
+  it('an edited record whose hash was recomputed breaks the link to the next one', () => {
+    const lines = sealed(5);
+    const forged = new AuditChain({ seq: 2, hash: JSON.parse(lines[1]!).hash }).seal({ time: 'x', event: 'forged' });
+    lines[2] = forged;
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 4, problem: 'broken-link', seq: 4 });
+  });
+
+  it('a deleted record is a seq gap at the line after it', () => {
+    const lines = sealed(5);
+    lines.splice(2, 1);
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 3, problem: 'seq-gap', seq: 4, expectedSeq: 3 });
+  });
+
+  it('reordered records are a seq gap', () => {
+    const lines = sealed(5);
+    [lines[1], lines[2]] = [lines[2]!, lines[1]!];
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 2, problem: 'seq-gap' });
+  });
+
+  it('a line that is not a chained record is bad-json', () => {
+    const lines = sealed(3);
+    lines[1] = '{"time":"2024"';
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 2, problem: 'bad-json' });
+    expect(verifyLines(['{"event":"connect"}'])).toMatchObject({ ok: false, line: 1, problem: 'bad-json' });
+  });
+
+  it('blank lines are skipped but still counted for line numbers', () => {
+    const lines = sealed(3);
+    lines.splice(1, 0, '');
+    expect(verifyLines(lines)).toMatchObject({ ok: true, count: 3 });
+    lines[3] = lines[3]!.replace('"n":2', '"n":9');
+    expect(verifyLines(lines)).toMatchObject({ ok: false, line: 4 });
+  });
+
+  it('a file that starts mid-chain (after a rotation) verifies on its own', () => {
+    const chain = new AuditChain();
+    sealed(3, chain);
+    const rotatedAway = sealed(3, chain);
+    expect(verifyLines(rotatedAway)).toMatchObject({ ok: true, count: 3, head: { seq: 6 } });
+  });
+
+  it('with the previous file head given, the next file must continue it', () => {
+    const chain = new AuditChain();
+    const older = sealed(3, chain);
+    const lost = sealed(2, chain);
+    const newer = sealed(2, chain);
+    const head = verifyLines(older);
+    if (!head.ok) throw new Error('older file should verify');
+    expect(verifyLines(lost, head.head)).toMatchObject({ ok: true });
+    expect(verifyLines(newer, head.head)).toMatchObject({ ok: false, line: 1, problem: 'seq-gap', expectedSeq: 4, seq: 6 });
+  });
+
+  it('a chain continued from a head links to it', () => {
+    const first = sealed(2);
+    const head = { seq: 2, hash: JSON.parse(first[1]!).hash as string };
+    const more = sealed(2, new AuditChain(head));
+    expect(verifyLines([...first, ...more])).toMatchObject({ ok: true, count: 4 });
+  });
+
+  it('fields named seq, prev or hash in a record cannot break its own verification', () => {
+    const line = new AuditChain().seal({ seq: 99, prev: 'x', hash: 'y', event: 'connect' });
+    expect(JSON.parse(line)).toMatchObject({ seq: 1, prev: GENESIS });
+    expect(verifyLines([line])).toMatchObject({ ok: true });
+  });
+});

@@ -1,0 +1,199 @@
+import { describe, expect, it } from 'vitest';
+import { GatewayMetrics } from '../../../src/metrics/metrics.ts';
+
+interface Sample { name: string; labels: Record<string, string>; value: number }
+interface Exposition { help: Map<string, string>; type: Map<string, string>; samples: Sample[] }
+
+const NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
+const LABEL = /\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"\s*(,|$)/y;
+const TYPES = new Set(['counter', 'gauge', 'histogram', 'summary', 'untyped']);
+
+/** A strict reader of the Prometheus text format (0.0.4); throws on the first line it cannot accept. */
+function parseExposition(text: string): Exposition {
+  const out: Exposition = { help: new Map(), type: new Map(), samples: [] };
+  if (!text.endsWith('\n')) throw new Error('exposition must end with a newline');
+  const lines = text.slice(0, -1).split('\n');
+  lines.forEach((line, i) => {
+    const fail = (why: string) => {
+      throw new Error(`line ${i + 1}: ${why}: ${JSON.stringify(line)}`);
+    };
+    if (line === '') return;
+    if (line.startsWith('#')) {
+      const m = /^# (HELP|TYPE) (\S+) (.*)$/.exec(line);
+      if (!m) return line.startsWith('# ') ? undefined : fail('bad comment');
+      const [, kind, name, rest] = m as unknown as [string, 'HELP' | 'TYPE', string, string];
+      if (!NAME.test(name)) fail('bad metric name');
+      const map = kind === 'HELP' ? out.help : out.type;
+      if (map.has(name)) fail(`second ${kind}`);
+      if (kind === 'TYPE') {
+        if (!TYPES.has(rest)) fail('unknown type');
+        if (out.samples.some((s) => family(s.name, out.type) === name)) fail('TYPE after samples');
+      }
+      map.set(name, rest);
+      return;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)( -?\d+)?$/.exec(line);
+    if (!m) return fail('bad sample');
+    const labels: Record<string, string> = {};
+    const body = m[3] ?? '';
+    LABEL.lastIndex = 0;
+    while (LABEL.lastIndex < body.length) {
+      const l = LABEL.exec(body);
+      if (!l) return fail('bad labels');
+      if (l[1]! in labels) fail('duplicate label');
+      labels[l[1]!] = l[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+      if (l[3] === '') break;
+    }
+    // Values are read as Go's ParseFloat does: "NaN" in any case (prom-client writes "Nan"), ±Inf.
+    const raw = m[4]!;
+    const nan = /^nan$/i.test(raw);
+    const inf = /^([+-]?)inf(?:inity)?$/i.exec(raw);
+    const value = nan ? NaN : inf ? (inf[1] === '-' ? -Infinity : Infinity) : /^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$/i.test(raw) ? Number(raw) : NaN;
+    if (!nan && Number.isNaN(value)) fail('bad value');
+    if (family(m[1]!, out.type) === null) fail('sample without TYPE');
+    out.samples.push({ name: m[1]!, labels, value });
+  });
+  return out;
+}
+
+/** The declared family a sample belongs to (histograms add _bucket/_sum/_count). */
+function family(name: string, types: Map<string, string>): string | null {
+  if (types.has(name)) return name;
+  for (const suffix of ['_bucket', '_sum', '_count', '_total', '_created']) {
+    if (name.endsWith(suffix) && types.has(name.slice(0, -suffix.length))) return name.slice(0, -suffix.length);
+  }
+  return null;
+}
+
+function value(e: Exposition, name: string, labels: Record<string, string> = {}): number | undefined {
+  return e.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+}
+
+async function scrape(m: GatewayMetrics): Promise<Exposition> {
+  return parseExposition(await m.text());
+}
+
+describe('gateway metrics', () => {
+  it('the exposition parses strictly and every gateway metric has HELP and TYPE', async () => {
+    const e = await scrape(new GatewayMetrics());
+    const ours = [...e.type.keys()].filter((n) => n.startsWith('pop3gw_'));
+    expect(ours.sort()).toEqual([
+      'pop3gw_backend_connect_seconds', 'pop3gw_backend_errors_total', 'pop3gw_bytes_total', 'pop3gw_command_duration_seconds',
+      'pop3gw_connections_total', 'pop3gw_lockouts_active', 'pop3gw_logins_total', 'pop3gw_policy_refusals_total',
+      'pop3gw_sessions_active', 'pop3gw_signals_total', 'pop3gw_tls_handshake_failures_total',
+    ]);
+    for (const n of ours) expect(e.help.get(n)?.length).toBeGreaterThan(10);
+    expect(e.type.has('process_cpu_user_seconds_total') || e.type.has('process_cpu_seconds_total')).toBe(true);
+  });
+
+  it('the strict parser rejects malformed text', () => {
+    expect(() => parseExposition('# TYPE a counter\na{x="1} 1\n')).toThrow(/bad/);
+    expect(() => parseExposition('b 1\n')).toThrow(/without TYPE/);
+    expect(() => parseExposition('# TYPE a counter\na one\n')).toThrow(/bad value/);
+  });
+
+  it('counters move with connections, logins, bytes and TLS failures', async () => {
+    const m = new GatewayMetrics();
+    m.connection('pop3s', 'accepted');
+    m.connection('pop3s', 'accepted');
+    m.connection('pop3', 'refused');
+    m.login('ok');
+    m.login('locked');
+    m.bytes('backend_to_client', 1000);
+    m.bytes('client_to_backend', 12);
+    m.bytes('client_to_backend', 0);
+    m.tlsHandshakeFailure('pop3s');
+    const e = await scrape(m);
+    expect(value(e, 'pop3gw_connections_total', { listener: 'pop3s', result: 'accepted' })).toBe(2);
+    expect(value(e, 'pop3gw_connections_total', { listener: 'pop3', result: 'refused' })).toBe(1);
+    expect(value(e, 'pop3gw_logins_total', { result: 'ok' })).toBe(1);
+    expect(value(e, 'pop3gw_logins_total', { result: 'failed' })).toBe(0);
+    expect(value(e, 'pop3gw_logins_total', { result: 'locked' })).toBe(1);
+    expect(value(e, 'pop3gw_bytes_total', { direction: 'backend_to_client' })).toBe(1000);
+    expect(value(e, 'pop3gw_bytes_total', { direction: 'client_to_backend' })).toBe(12);
+    expect(value(e, 'pop3gw_tls_handshake_failures_total', { listener: 'pop3s' })).toBe(1);
+  });
+
+  it('the active sessions gauge goes up and down per listener', async () => {
+    const m = new GatewayMetrics();
+    m.sessionOpened('pop3s');
+    m.sessionOpened('pop3s');
+    m.sessionOpened('pop3');
+    m.sessionClosed('pop3s');
+    const e = await scrape(m);
+    expect(value(e, 'pop3gw_sessions_active', { listener: 'pop3s' })).toBe(1);
+    expect(value(e, 'pop3gw_sessions_active', { listener: 'pop3' })).toBe(1);
+  });
+
+  it('commands are a histogram by verb and result; unknown verbs share one OTHER label', async () => {
+    const m = new GatewayMetrics();
+    m.command('retr', 'ok', 0.02);
+    m.command('RETR', 'ok', 2);
+    m.command('XYZZY', 'err', 0);
+    m.command('hunter2', 'err', 0);
+    const e = await scrape(m);
+    expect(value(e, 'pop3gw_command_duration_seconds_count', { verb: 'RETR', result: 'ok' })).toBe(2);
+    expect(value(e, 'pop3gw_command_duration_seconds_sum', { verb: 'RETR', result: 'ok' })).toBeCloseTo(2.02);
+    expect(value(e, 'pop3gw_command_duration_seconds_bucket', { verb: 'RETR', result: 'ok', le: '0.05' })).toBe(1);
+    expect(value(e, 'pop3gw_command_duration_seconds_count', { verb: 'OTHER', result: 'err' })).toBe(2);
+    expect(e.samples.some((s) => Object.values(s.labels).includes('hunter2'))).toBe(false);
+  });
+
+  it('policy refusals, backend errors and signals use fixed label sets', async () => {
+    const m = new GatewayMetrics();
+    m.policyRefusal('rule-deny');
+    m.policyRefusal('something new');
+    m.backendConnect(0.01, 'ok');
+    m.backendConnect(5, 'error', 'TIMEOUT');
+    m.backendConnect(0.1, 'error', 'ECONNRESET');
+    m.signal('mass-dele');
+    m.signal('made-up');
+    const e = await scrape(m);
+    expect(value(e, 'pop3gw_policy_refusals_total', { reason: 'rule-deny' })).toBe(1);
+    expect(value(e, 'pop3gw_policy_refusals_total', { reason: 'other' })).toBe(1);
+    expect(value(e, 'pop3gw_backend_connect_seconds_count', { result: 'ok' })).toBe(1);
+    expect(value(e, 'pop3gw_backend_connect_seconds_count', { result: 'error' })).toBe(2);
+    expect(value(e, 'pop3gw_backend_errors_total', { code: 'TIMEOUT' })).toBe(1);
+    expect(value(e, 'pop3gw_backend_errors_total', { code: 'OTHER' })).toBe(1);
+    expect(value(e, 'pop3gw_signals_total', { signal: 'mass-dele' })).toBe(1);
+    expect(value(e, 'pop3gw_signals_total', { signal: 'other' })).toBe(1);
+  });
+
+  it('no gateway metric has a user or address label', async () => {
+    const m = new GatewayMetrics();
+    m.connection('pop3s', 'accepted');
+    m.command('USER', 'ok', 0);
+    const e = await scrape(m);
+    const labelNames = new Set(e.samples.filter((s) => s.name.startsWith('pop3gw_')).flatMap((s) => Object.keys(s.labels)));
+    const bounded = new Set(['direction', 'le', 'listener', 'result', 'verb', 'reason', 'code', 'signal']);
+    expect([...labelNames].filter((l) => !bounded.has(l))).toEqual([]);
+    expect(labelNames.has('listener')).toBe(true);
+  });
+
+  it('the lockouts gauge asks its callback at every scrape, NaN when it fails', async () => {
+    const m = new GatewayMetrics();
+    expect(value(await scrape(m), 'pop3gw_lockouts_active')).toBe(0);
+    let n = 3;
+    m.setLockoutsGauge(() => n);
+    expect(value(await scrape(m), 'pop3gw_lockouts_active')).toBe(3);
+    n = 1;
+    expect(value(await scrape(m), 'pop3gw_lockouts_active')).toBe(1);
+    m.setLockoutsGauge(() => {
+      throw new Error('store down');
+    });
+    expect(value(await scrape(m), 'pop3gw_lockouts_active')).toBeNaN();
+  });
+
+  it('two instances in one process keep separate registries', async () => {
+    const a = new GatewayMetrics();
+    const b = new GatewayMetrics();
+    a.login('ok');
+    expect(value(await scrape(a), 'pop3gw_logins_total', { result: 'ok' })).toBe(1);
+    expect(value(await scrape(b), 'pop3gw_logins_total', { result: 'ok' })).toBe(0);
+    expect(a.registry).not.toBe(b.registry);
+  });
+
+  it('reports the Prometheus text content type', () => {
+    expect(new GatewayMetrics().contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+});
