@@ -1,0 +1,93 @@
+/**
+ * POP3 command lines (RFC 1939 section 3): a keyword of letters, then arguments separated by spaces.
+ *
+ * Strings are latin1 so that every byte survives parse → serialize (user names may be UTF-8).
+ * Control bytes are refused outright: a CR, LF or NUL inside a line is how a client would try to
+ * smuggle a second command past the gateway to the backend.
+ */
+
+export interface Command {
+  /** Upper-cased keyword. */
+  readonly verb: string;
+  /** Arguments split on runs of spaces. */
+  readonly args: readonly string[];
+  /** Everything after the verb and the one space that follows it (PASS: passwords may hold spaces). */
+  readonly rest: string;
+}
+
+export type CommandParse =
+  | { ok: true; command: Command }
+  | { ok: false; error: 'empty' | 'bad-char' | 'bad-verb' };
+
+const SP = 0x20;
+const HTAB = 0x09;
+const DEL = 0x7f;
+const MAX_VERB = 16;
+
+function isForbiddenByte(b: number): boolean {
+  return (b < 0x20 && b !== HTAB) || b === DEL;
+}
+
+function isLetter(b: number): boolean {
+  return (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+}
+
+export function parseCommand(line: Buffer): CommandParse {
+  let blank = true;
+  for (let i = 0; i < line.length; i++) {
+    const b = line[i]!;
+    if (isForbiddenByte(b)) return { ok: false, error: 'bad-char' };
+    if (b !== SP && b !== HTAB) blank = false;
+  }
+  if (blank) return { ok: false, error: 'empty' };
+
+  let verbEnd = 0;
+  while (verbEnd < line.length && line[verbEnd] !== SP) verbEnd++;
+  if (verbEnd === 0 || verbEnd > MAX_VERB) return { ok: false, error: 'bad-verb' };
+  for (let i = 0; i < verbEnd; i++) {
+    if (!isLetter(line[i]!)) return { ok: false, error: 'bad-verb' };
+  }
+
+  const verb = line.toString('latin1', 0, verbEnd).toUpperCase();
+  const rest = verbEnd < line.length ? line.toString('latin1', verbEnd + 1) : '';
+  const args = rest.split(' ').filter((arg) => arg.length > 0);
+  return { ok: true, command: { verb, args, rest } };
+}
+
+/**
+ * "VERB a b\r\n". Strings are written as latin1 (one byte per char), matching parseCommand.
+ * Throws on CR/LF/NUL or a char above U+00FF: either would be a bug upstream, and sending it
+ * would corrupt or inject into the backend conversation. Use `utf8AsLatin1` for Unicode text.
+ */
+export function serializeCommand(verb: string, args: readonly string[]): Buffer {
+  const text = args.length > 0 ? `${verb} ${args.join(' ')}` : verb;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0xff) throw new RangeError(`command text has a char above U+00FF at ${i}`);
+    if (c === 0x0d || c === 0x0a || c === 0x00) throw new RangeError(`command text has CR, LF or NUL at ${i}`);
+  }
+  return Buffer.from(`${text}\r\n`, 'latin1');
+}
+
+/*
+ * Two kinds of string meet in a session: command arguments are latin1 "byte strings" (one char per
+ * byte, as parsed), SASL fields are Unicode (decoded from UTF-8). These convert between the two, so
+ * a name typed in USER can go into AUTH PLAIN and a SASL name into USER without being mangled.
+ */
+
+/** A Unicode string (e.g. a SASL user name) as the latin1 string of its UTF-8 bytes, for serializeCommand. */
+export function utf8AsLatin1(text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1');
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A latin1 byte string (e.g. a USER argument) read as UTF-8; null when the bytes are not valid UTF-8. */
+export function latin1AsUtf8(bytes: string): string | null {
+  try {
+    return utf8.decode(Buffer.from(bytes, 'latin1'));
+  } catch (err) {
+    if (err instanceof TypeError) return null;
+    throw err;
+  }
+}

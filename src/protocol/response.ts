@@ -1,0 +1,50 @@
+/**
+ * Backend status lines: "+OK", "-ERR" (RFC 1939 section 3), optionally with an extended response
+ * code "[CODE/SUB]" (RFC 2449 section 8, RFC 3206), and SASL continuations "+ data" (RFC 5034).
+ *
+ * RFC 1939 says status indicators are upper case; we match them case-insensitively because a
+ * lower-case "+ok" is unambiguous and refusing it would only break sessions with odd backends.
+ */
+
+export interface StatusLine {
+  readonly kind: 'ok' | 'err' | 'continuation';
+  /** Upper-cased response code without brackets, e.g. "SYS/TEMP"; null when absent or malformed. */
+  readonly code: string | null;
+  /** The rest of the line after the status (and the code), latin1. */
+  readonly text: string;
+}
+
+// resp-code = "[" resp-level *("/" resp-level) "]"; resp-level = 1*rchar;
+// rchar = %x21-2E / %x30-5C / %x5E-7F (RFC 2449 section 8: printable ASCII except "/" and "]").
+const RESP_CODE = /^\[([\x21-\x2e\x30-\x5c\x5e-\x7f]+(?:\/[\x21-\x2e\x30-\x5c\x5e-\x7f]+)*)\](?: |$)/;
+
+export function parseStatus(line: Buffer): StatusLine | null {
+  const s = line.toString('latin1');
+  if (s === '+' || s.startsWith('+ ')) {
+    return { kind: 'continuation', code: null, text: s.slice(2) };
+  }
+  let kind: 'ok' | 'err';
+  let afterStatus: number;
+  const head = s.slice(0, 4).toUpperCase();
+  if (head.startsWith('+OK')) {
+    kind = 'ok';
+    afterStatus = 3;
+  } else if (head === '-ERR') {
+    kind = 'err';
+    afterStatus = 4;
+  } else {
+    return null;
+  }
+  if (s.length === afterStatus) return { kind, code: null, text: '' };
+  if (s[afterStatus] !== ' ') return null; // "+OKAY", "-ERROR": not a status indicator
+  const text = s.slice(afterStatus + 1);
+  const match = RESP_CODE.exec(text);
+  if (match === null) return { kind, code: null, text };
+  return { kind, code: match[1]!.toUpperCase(), text: text.slice(match[0].length) };
+}
+
+/** Remove C0 controls and DEL, e.g. before relaying a backend greeting to the client. */
+export function sanitizeLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\x00-\x1f\x7f]/g, '');
+}
