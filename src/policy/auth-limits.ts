@@ -7,7 +7,7 @@
  * the same reply for every reason, failureDelay the same delay), and audits the reason.
  *
  * The owner's allowance: a (user, client) pair that logged in successfully within
- * `knownGoodForMs` (default 30 days) is "known good". While the user is locked because
+ * `knownGoodForMs` (default 24 days) is "known good". While the user is locked because
  * of failures from elsewhere, a known-good pair may still try, under its own counter
  * (maxFailuresPerUser within window for that pair). So an attacker can lock a user
  * everywhere except where the owner really logs in from. An IP lockout applies to all.
@@ -32,11 +32,12 @@ export type LoginFailureReason = 'bad-credentials' | 'ip-locked' | 'user-locked'
 export interface AuthLimiterOptions {
   now?: () => number;
   log?: Logger;
-  /** How long a successful (user, client) pair keeps its own allowance (default 30 days). */
+  /** How long a successful (user, client) pair keeps its own allowance (default 24 days). */
   knownGoodForMs?: number;
 }
 
-export const DEFAULT_KNOWN_GOOD_MS = 30 * 24 * 60 * 60_000;
+/** 24 days: under the 2^31 ms a timer can hold (see counter-store.ts). */
+export const DEFAULT_KNOWN_GOOD_MS = 24 * 24 * 60 * 60_000;
 
 interface Keys {
   readonly ip: string;

@@ -120,6 +120,12 @@ class LimiterStore implements CounterStore {
   }
 }
 
+/**
+ * rate-limiter-flexible's memory store expires keys with setTimeout, which fires at
+ * once for anything past 2^31-1 ms (~24.8 days): longer durations are clamped.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function memoryLimiter(): RateLimiterMemory {
   return new RateLimiterMemory({ points: POINTS, duration: 60, keyPrefix: PREFIX });
 }
@@ -127,7 +133,7 @@ function memoryLimiter(): RateLimiterMemory {
 /** `memory`, or `redis://[:password@]host:port[/db]` / `rediss://…`. Throws CounterStoreError otherwise. */
 export function createCounterStore(url: 'memory' | string, log: Logger, opts: CounterStoreOptions = {}): CounterStore {
   if (url === 'memory') {
-    return new LimiterStore('memory', memoryLimiter(), null, (ms) => ms / 1000, {
+    return new LimiterStore('memory', memoryLimiter(), null, (ms) => Math.min(ms, MAX_TIMER_MS) / 1000, {
       close: async () => undefined,
       degraded: () => false,
     });
@@ -184,7 +190,8 @@ function createRedisStore(url: string, parsed: URL, log: Logger, opts: CounterSt
     rejectIfRedisNotReady: true,
   });
 
-  return new LimiterStore('redis', primary, local, (ms) => Math.max(1, Math.ceil(ms / 1000)), {
+  // The insurance limiter gets the same durations and keeps them in timers: clamp them too.
+  return new LimiterStore('redis', primary, local, (ms) => Math.max(1, Math.ceil(Math.min(ms, MAX_TIMER_MS) / 1000)), {
     degraded: () => client.status !== 'ready',
     close: async () => {
       closing = true;

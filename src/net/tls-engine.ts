@@ -1,0 +1,83 @@
+/**
+ * Every client TLS handshake, implicit or after STLS, runs through one tls.Server
+ * that never listens: accepted sockets are handed to it, so the handshake timeout,
+ * SNI, ALPN, session resumption and the cipher policy are OpenSSL's and Node's,
+ * configured in one place, and a reload swaps them for new handshakes only.
+ */
+import type { Socket } from 'node:net';
+import tls from 'node:tls';
+
+/** What a session needs to upgrade its client socket (STLS). */
+export interface TlsUpgrader {
+  upgrade(raw: Socket, listener: string): Promise<tls.TLSSocket>;
+}
+
+interface Waiter {
+  resolve(s: tls.TLSSocket): void;
+  reject(e: Error): void;
+}
+
+/** The raw socket a server-side TLSSocket wraps (Node keeps it as `_parent`). */
+function rawOf(s: tls.TLSSocket): Socket | undefined {
+  return (s as unknown as { _parent?: Socket })._parent;
+}
+
+export class TlsEngine implements TlsUpgrader {
+  private readonly server: tls.Server;
+  private readonly waiting = new WeakMap<Socket, Waiter>();
+
+  constructor(options: tls.TlsOptions, private readonly onFailure: (listener: string, err: Error) => void = () => undefined) {
+    this.server = tls.createServer(options);
+    this.server.on('secureConnection', (s: tls.TLSSocket) => {
+      const raw = rawOf(s);
+      const w = raw === undefined ? undefined : this.waiting.get(raw);
+      if (w === undefined) {
+        s.destroy();
+        return;
+      }
+      this.waiting.delete(raw!);
+      w.resolve(s);
+    });
+    this.server.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
+      const raw = rawOf(s);
+      const w = raw === undefined ? undefined : this.waiting.get(raw);
+      s.destroy();
+      if (w !== undefined) {
+        this.waiting.delete(raw!);
+        w.reject(err);
+      }
+    });
+  }
+
+  /** New certificates and settings for handshakes that start from now on. */
+  update(options: tls.TlsOptions): void {
+    this.server.setSecureContext(options);
+    const sni = (options as { SNICallback?: tls.TlsOptions['SNICallback'] }).SNICallback;
+    if (sni !== undefined) (this.server as unknown as { _SNICallback: unknown })._SNICallback = sni;
+  }
+
+  upgrade(raw: Socket, listener: string): Promise<tls.TLSSocket> {
+    return new Promise((resolve, reject) => {
+      const onClose = (): void => {
+        if (!this.waiting.has(raw)) return;
+        this.waiting.delete(raw);
+        const err = new Error('connection closed during the TLS handshake');
+        this.onFailure(listener, err);
+        reject(err);
+      };
+      this.waiting.set(raw, {
+        resolve: (s) => {
+          raw.off('close', onClose);
+          resolve(s);
+        },
+        reject: (e) => {
+          raw.off('close', onClose);
+          this.onFailure(listener, e);
+          reject(e);
+        },
+      });
+      raw.once('close', onClose);
+      this.server.emit('connection', raw);
+    });
+  }
+}

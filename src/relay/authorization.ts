@@ -1,0 +1,250 @@
+/**
+ * The AUTHORIZATION state (RFC 1939 section 4): CAPA, STLS, USER, PASS, APOP,
+ * AUTH (RFC 5034) and QUIT, answered by the gateway. Credentials go to the
+ * backend only once policy has seen them; every failed login gets the same
+ * bytes after the same delay, whatever the real reason.
+ */
+import { REPLIES } from '../protocol/replies.ts';
+import { sanitizeLine } from '../protocol/response.ts';
+import { Secret, hasForbiddenChars, userFromOauthbearer, userFromXoauth2 } from '../protocol/sasl.ts';
+import { latin1AsUtf8, type Command } from '../protocol/command.ts';
+import { authVerdict } from '../policy/commands.ts';
+import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
+import { capaReply, requireTlsFor } from './capa-view.ts';
+import { backendLogin, type LoginAttempt } from './backend-login.ts';
+import type { Pop3Session } from './session.ts';
+
+/** Backend refusals that say nothing about the password: relayed, not counted (RFC 2449, 3206). */
+const TRANSIENT_CODES = new Set(['IN-USE', 'LOGIN-DELAY', 'SYS']);
+
+export function authorizationCommand(s: Pop3Session, cmd: Command): void {
+  const { listener } = s.deps;
+  switch (cmd.verb) {
+    case 'CAPA':
+      s.respond(capaReply(s));
+      return;
+    case 'QUIT':
+      s.respond(REPLIES.quitBeforeLogin);
+      s.endAfterReplies('quit');
+      return;
+    case 'STLS':
+      if (listener.tls !== 'starttls') s.refuse(cmd, 'stlsUnavailable');
+      else if (s.tlsActive) s.refuse(cmd, 'stlsAlreadyActive');
+      else void s.startTls();
+      return;
+  }
+  const tlsGate = authVerdict({ verb: cmd.verb, listenerTls: listener.tls, requireTls: requireTlsFor(s), tlsActive: s.tlsActive });
+  if (tlsGate.kind === 'deny') {
+    s.policyRefusal(cmd, tlsGate);
+    return;
+  }
+  const arrival = Date.now();
+  switch (cmd.verb) {
+    case 'USER':
+      // Answered by the gateway itself: never a verdict on whether the user exists.
+      s.pendingUser = cmd.args[0]!;
+      s.respond(REPLIES.userAccepted);
+      return;
+    case 'PASS': {
+      const user = s.pendingUser!;
+      s.pendingUser = null;
+      void login(s, { kind: 'password', credentials: credentialsFromUserPass(user, cmd.rest) }, arrival);
+      return;
+    }
+    case 'APOP':
+      if (!apopAvailable(s)) s.refuse(cmd, 'apopUnavailable');
+      else void login(s, { kind: 'apop', user: latin1AsUtf8(cmd.args[0]!) ?? cmd.args[0]!, digest: new Secret(cmd.args[1]!) }, arrival);
+      return;
+    case 'AUTH':
+      startAuth(s, cmd);
+      return;
+  }
+}
+
+/** APOP needs the backend's greeting timestamp, so only when its greeting was relayed. */
+function apopAvailable(s: Pop3Session): boolean {
+  return s.greetingLine !== null && /<[^<>@\s]+@[^<>\s]+>/.test(s.greetingLine);
+}
+
+function startAuth(s: Pop3Session, cmd: Command): void {
+  if (cmd.args.length === 0) {
+    // Not in RFC 5034, but Outlook and others ask: list what CAPA lists.
+    s.respond(`+OK\r\n${mechanisms(s).join('\r\n')}${mechanisms(s).length > 0 ? '\r\n' : ''}.`);
+    return;
+  }
+  const mech = cmd.args[0]!.toUpperCase();
+  const initial = cmd.args[1] ?? null;
+  if (!mechanisms(s).includes(mech)) {
+    s.refuse(cmd, 'mechanismUnsupported');
+    return;
+  }
+  if (isLocalMechanism(mech)) {
+    s.sasl = new LocalSaslExchange(mech);
+    saslStep(s, s.sasl.start(initial === '=' ? '' : initial), Date.now());
+    return;
+  }
+  void login(s, { kind: 'sasl-relay', mechanism: mech, initial }, Date.now());
+}
+
+function mechanisms(s: Pop3Session): string[] {
+  const backend = s.backend?.conn.capa ?? s.deps.backends.capabilities();
+  const relayed = s.deps.backends.routing ? [] : (backend?.sasl ?? []).filter((m) => !isLocalMechanism(m));
+  return ['PLAIN', 'LOGIN', ...relayed];
+}
+
+/** A client line while an AUTH exchange runs. */
+export function onSaslLine(s: Pop3Session, line: Buffer): void {
+  s.decoder.maxLength = s.deps.config.limits.commandLine;
+  const text = line.toString('latin1');
+  if (s.saslRelay !== null) {
+    s.phase = 'login-pending';
+    s.busy = true;
+    // Re-serialised, never the raw bytes: a NUL or CR cannot reach the backend.
+    const safe = hasForbiddenChars(text) || /[\x00-\x1f\x7f]/.test(text) ? '*' : text;
+    s.backend?.conn.socket.write(`${safe}\r\n`, 'latin1');
+    return;
+  }
+  const exchange = s.sasl;
+  if (exchange === null) {
+    s.phase = 'authorization';
+    return;
+  }
+  saslStep(s, exchange.respond(text), Date.now());
+}
+
+function saslStep(s: Pop3Session, step: SaslStep, arrival: number): void {
+  switch (step.type) {
+    case 'challenge':
+      s.phase = 'sasl';
+      s.decoder.maxLength = s.deps.config.limits.saslLine;
+      s.writeLine(`+ ${step.text}`);
+      return;
+    case 'done':
+      s.sasl = null;
+      s.phase = 'authorization';
+      void login(s, { kind: 'password', credentials: step.credentials }, arrival);
+      return;
+    case 'fail':
+      s.sasl = null;
+      s.phase = 'authorization';
+      if (step.reason === 'sasl-forbidden-chars') {
+        // Looks like any failed login to the client; counted against the source.
+        s.busy = true;
+        void failLogin(s, null, arrival, step.reason, true).catch((err) => s.internalError(err));
+      } else {
+        s.respond(REPLIES[step.reply]);
+      }
+  }
+}
+
+function attemptUser(a: LoginAttempt): string | null {
+  if (a.kind === 'password') return a.credentials.user;
+  if (a.kind === 'apop') return a.user;
+  if (a.initial === null) return null;
+  return a.mechanism === 'XOAUTH2' ? userFromXoauth2(a.initial) : a.mechanism === 'OAUTHBEARER' ? userFromOauthbearer(a.initial) : null;
+}
+
+async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
+  s.busy = true;
+  s.phase = 'login-pending';
+  try {
+    await runLogin(s, attempt, arrival);
+  } catch (err) {
+    s.internalError(err);
+  }
+}
+
+async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
+  const d = s.deps;
+  const ip = s.address.ip;
+  const user = attemptUser(attempt);
+  const mechanism = attempt.kind === 'password' ? attempt.credentials.mechanism : attempt.kind === 'apop' ? 'APOP' : attempt.mechanism;
+  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'forbidden-chars', true);
+  if (attempt.kind === 'password' && hasForbiddenChars(attempt.credentials.password.reveal())) {
+    return failLogin(s, user, arrival, 'forbidden-chars', true);
+  }
+  const check = await d.auth.check(ip, user ?? '');
+  if (s.closing) return;
+  if (!check.allowed) {
+    d.metrics.login('locked');
+    return failLogin(s, user, arrival, check.reason, false, d.failureLatency.estimate());
+  }
+  if (!(await s.ensureBackend(user))) {
+    if (s.closing) return;
+    d.metrics.login('error');
+    s.auditLogin('err', { reason: 'backend-unavailable', mechanism });
+    return resumeAuthorization(s);
+  }
+  const sent = Date.now();
+  const reply = await backendLogin(s, attempt);
+  if (s.closing) return;
+  if (reply === null) {
+    // The backend offers no way to log in that we can use: say so without blaming the password.
+    d.metrics.login('error');
+    s.auditLogin('err', { reason: 'backend-no-login-method', mechanism });
+    s.writeLine(REPLIES.backendUnavailable);
+    return resumeAuthorization(s);
+  }
+  if (reply.ok) {
+    const name = user ?? 'unknown';
+    s.loggedIn(name, d.rules.forSession(name, ip));
+    d.metrics.login('ok');
+    s.auditLogin('ok', { mechanism });
+    s.log.info({ event: 'login', user: name, mechanism, result: 'ok', ms: Date.now() - arrival }, 'login ok');
+    for (const sig of d.signals.onLogin(name, ip)) s.signal(sig);
+    s.writeLine(sanitizeLine(reply.statusLine.toString('latin1')));
+    s.busy = false;
+    s.drainInput();
+    void d.auth.recordSuccess(ip, name).catch((err) => s.log.warn({ event: 'counter-error', err: String(err) }, 'recording a login failed'));
+    return;
+  }
+  const code = reply.status.code?.split('/')[0] ?? null;
+  if (code !== null && TRANSIENT_CODES.has(code)) {
+    d.metrics.login('error');
+    s.auditLogin('err', { reason: `backend-${reply.status.code!.toLowerCase()}`, mechanism });
+    s.writeLine(sanitizeLine(reply.statusLine.toString('latin1')));
+    return resumeAuthorization(s);
+  }
+  d.failureLatency.record(Date.now() - sent);
+  const password = attempt.kind === 'password' ? attempt.credentials.password.reveal() : null;
+  const counted = await d.auth.recordFailure(ip, user ?? '', password);
+  if (counted.lockout !== null) s.log.warn({ event: 'lockout', kind: counted.lockout }, 'lockout started');
+  if (s.deps.backends.routing) s.dropBackend();
+  return failLogin(s, user, arrival, 'bad-credentials', false);
+}
+
+/**
+ * The one reply to every failed login: same bytes, sent no sooner than
+ * `failureDelay` (and the backend's own refusal time) after the command arrived.
+ */
+async function failLogin(
+  s: Pop3Session, user: string | null, arrival: number, reason: string, count: boolean, floor = 0,
+): Promise<void> {
+  const d = s.deps;
+  if (count) await d.auth.recordFailure(s.address.ip, user ?? '', null);
+  if (reason !== 'ip-locked' && reason !== 'user-locked') d.metrics.login('failed');
+  const delay = Math.max(d.auth.failureDelay(s.address.ip), floor);
+  const wait = arrival + delay - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  if (s.closing) return;
+  s.failedLogins++;
+  // Failed logins feed the "many users from one source" signal (password spraying).
+  if (user !== null) for (const sig of d.signals.onLogin(user, s.address.ip, false)) s.signal(sig);
+  s.auditLogin(reason === 'bad-credentials' || reason === 'forbidden-chars' ? 'err' : 'denied', { reason });
+  s.log.info({ event: 'login', result: 'failed', reason, ms: Date.now() - arrival }, 'login failed');
+  s.writeLine(REPLIES.authFailed);
+  if (s.failedLogins >= d.config.policy.auth.maxAttemptsPerSession) {
+    s.endAfterReplies('too-many-failures');
+    return;
+  }
+  resumeAuthorization(s);
+}
+
+function resumeAuthorization(s: Pop3Session): void {
+  s.phase = 'authorization';
+  s.pendingUser = null;
+  s.busy = false;
+  s.drainInput();
+}
+
+export type { Credentials };

@@ -1,0 +1,580 @@
+/**
+ * One POP3 session: the only place where the client socket, the backend socket
+ * and the session's state meet. Commands are handled one at a time in arrival
+ * order; relayed ones are pipelined to the backend and their replies come back
+ * through the pending queue, so every reply leaves in the order it was asked for.
+ */
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import { commandRecord, connectRecord, disconnectRecord, loginRecord, logoutRecord, policyRecord, signalRecord } from '../audit/record.ts';
+import type { Signal } from '../audit/signals.ts';
+import type { AuditFields, MessageRef, SessionContext } from '../audit/record.ts';
+import type { BackendLease } from '../backend/directory.ts';
+import { parseCommand, serializeCommand, type Command } from '../protocol/command.ts';
+import { LineDecoder } from '../protocol/line-decoder.ts';
+import { REPLIES, type ReplyKey } from '../protocol/replies.ts';
+import { sanitizeLine } from '../protocol/response.ts';
+import { isMultiline } from '../protocol/expectation.ts';
+import type { SessionRules } from '../policy/rules.ts';
+import type { Verdict } from '../policy/verdict.ts';
+import { PendingQueue, type PendingEntry, type ReplyInfo } from '../session/pending.ts';
+import { gate, type Phase } from '../session/state.ts';
+import type { LocalSaslExchange } from '../session/sasl-exchange.ts';
+import { newSessionId } from '../util/ids.ts';
+import type { Logger } from '../util/logger.ts';
+import { BackendStream } from './backend-stream.ts';
+import type { ClientAddress, SessionDeps } from './deps.ts';
+import { authorizationCommand, onSaslLine } from './authorization.ts';
+import { transactionCommand } from './transaction.ts';
+
+export interface SendOptions {
+  wire?: Buffer;
+  multiline?: boolean;
+  sasl?: boolean;
+  onBody?: ((slice: Buffer) => void) | undefined;
+}
+
+export type CloseReason =
+  | 'quit' | 'client-closed' | 'client-error' | 'idle-timeout' | 'auth-timeout' | 'backend-timeout'
+  | 'backend-closed' | 'backend-error' | 'protocol-violation' | 'too-many-invalid' | 'too-many-failures'
+  | 'kicked' | 'shutdown' | 'internal-error' | 'tls-failed';
+
+export interface SessionSnapshot {
+  id: string; user: string | null; client: string; listener: string; tls: string | false;
+  since: string; bytesIn: number; bytesOut: number; lastCommand: string | null; state: string;
+}
+
+/** Internal bodies the gateway keeps for itself (CAPA, UIDL n) stay small. */
+const MAX_INTERNAL_BODY = 64 * 1024;
+/** Unprocessed client bytes held while the session waits, before it stops reading. */
+const MAX_BUFFERED_INPUT = 32 * 1024;
+
+export class Pop3Session {
+  readonly id = newSessionId();
+  readonly since = Date.now();
+  readonly log: Logger;
+  readonly queue = new PendingQueue();
+  readonly decoder: LineDecoder;
+  phase: Phase = 'authorization';
+  user: string | null = null;
+  /** The name given with USER, waiting for PASS. */
+  pendingUser: string | null = null;
+  tlsProtocol: string | false;
+  bytesIn = 0;
+  bytesOut = 0;
+  lastCommand: string | null = null;
+  backend: BackendLease | null = null;
+  greetingLine: string | null = null;
+  rules: SessionRules | null = null;
+  sasl: LocalSaslExchange | null = null;
+  /** A relayed AUTH exchange waiting for the client's next SASL line. */
+  saslRelay: PendingEntry | null = null;
+  failedLogins = 0;
+  readonly uids = new Map<number, string>();
+  readonly sizes = new Map<number, number>();
+  readonly deletes = new Map<number, MessageRef>();
+  readonly abort = new AbortController();
+  /** Set while the session waits on something before reading the next client line. */
+  busy = false;
+  closing = false;
+  private client: Socket;
+  private stream: BackendStream | null = null;
+  private invalidCount = 0;
+  private inputPaused = false;
+  private backendBlocked = false;
+  private authTimer: NodeJS.Timeout | null = null;
+  private quitConfirmed = false;
+  private loggedOut = false;
+  private resolveClosed!: () => void;
+  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
+  onClose: ((s: Pop3Session) => void) | null = null;
+
+  constructor(
+    readonly deps: SessionDeps,
+    socket: Socket,
+    readonly address: ClientAddress,
+    tlsProtocol: string | false,
+  ) {
+    this.client = socket;
+    this.tlsProtocol = tlsProtocol;
+    this.log = deps.log.child({ session: this.id, listener: deps.listener.name });
+    this.decoder = new LineDecoder(deps.config.limits.commandLine);
+  }
+
+  get context(): SessionContext {
+    const ctx = {
+      session: this.id,
+      listener: this.deps.listener.name,
+      client: `${this.address.ip}:${this.address.port}`,
+      tls: this.tlsProtocol,
+    };
+    return this.user === null ? ctx : { ...ctx, user: this.user };
+  }
+
+  get tlsActive(): boolean {
+    return this.tlsProtocol !== false;
+  }
+
+  snapshot(): SessionSnapshot {
+    return {
+      id: this.id, user: this.user, client: `${this.address.ip}:${this.address.port}`,
+      listener: this.deps.listener.name, tls: this.tlsProtocol, since: new Date(this.since).toISOString(),
+      bytesIn: this.bytesIn, bytesOut: this.bytesOut, lastCommand: this.lastCommand, state: this.phase,
+    };
+  }
+
+  audit(fields: AuditFields): void {
+    this.deps.audit.write(fields);
+  }
+
+  /** Begins the session: greets (by itself or with the backend's greeting). */
+  async start(): Promise<void> {
+    this.attachClient(this.client);
+    this.deps.metrics.sessionOpened(this.deps.listener.name);
+    this.audit(connectRecord(this.context));
+    this.log.info({ event: 'session-start', client: this.context.client, tls: this.tlsProtocol }, 'session start');
+    this.authTimer = setTimeout(() => this.timeout('auth-timeout'), this.deps.config.policy.timeouts.auth);
+    this.authTimer.unref();
+    const cfg = this.deps.config.backend;
+    if (cfg.connect === 'on-accept' && !this.deps.backends.routing) {
+      this.busy = true;
+      const ok = await this.ensureBackend(null);
+      if (!ok) return;
+      this.greetingLine = sanitizeLine(this.backend!.conn.greetingLine);
+      this.writeLine(this.greetingLine);
+      this.busy = false;
+      this.drainInput();
+      return;
+    }
+    this.writeLine(REPLIES.greeting);
+  }
+
+  // ---- client side ---------------------------------------------------------
+
+  private attachClient(sock: Socket): void {
+    sock.setNoDelay(true);
+    sock.setTimeout(this.deps.config.policy.timeouts.idle);
+    sock.on('data', this.onClientData);
+    sock.on('drain', this.onClientDrain);
+    sock.on('timeout', this.onClientTimeout);
+    sock.on('close', this.onClientClose);
+    sock.on('error', this.onClientError);
+  }
+
+  private detachClient(sock: Socket): void {
+    sock.off('data', this.onClientData);
+    sock.off('drain', this.onClientDrain);
+    sock.off('timeout', this.onClientTimeout);
+    sock.off('close', this.onClientClose);
+    sock.setTimeout(0);
+  }
+
+  private readonly onClientData = (chunk: Buffer): void => {
+    this.bytesIn += chunk.length;
+    this.deps.metrics.bytes('client_to_backend', chunk.length);
+    if (this.closing || this.phase === 'stls-pending') return;
+    this.decoder.feed(chunk);
+    this.drainInput();
+  };
+
+  private readonly onClientDrain = (): void => {
+    if (this.stream?.blocked) {
+      this.stream.blocked = false;
+      this.backend?.conn.socket.resume();
+    }
+  };
+
+  private readonly onClientTimeout = (): void => this.timeout('idle-timeout');
+  private readonly onClientClose = (): void => this.close('client-closed');
+  private readonly onClientError = (err: Error): void => {
+    this.log.debug({ event: 'client-error', err: err.message }, 'client socket error');
+  };
+
+  /** Reads and handles client lines until something makes the session wait. */
+  drainInput(): void {
+    try {
+      while (!this.busy && !this.closing && this.phase !== 'stls-pending') {
+        if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.backendBlocked) {
+          if (!this.inputPaused) {
+            this.inputPaused = true;
+            this.client.pause();
+          }
+          return;
+        }
+        const ev = this.decoder.next();
+        if (ev === null) break;
+        if (ev.type === 'overflow') {
+          this.invalid('lineTooLong');
+          continue;
+        }
+        this.onLine(ev.line);
+      }
+      // While the session waits (login, a full pipeline), stop reading once a
+      // little is buffered: a client cannot make the gateway hold more than that.
+      const hold = this.decoder.buffered > MAX_BUFFERED_INPUT;
+      if (hold && !this.inputPaused) {
+        this.inputPaused = true;
+        this.client.pause();
+      } else if (!hold && this.inputPaused && !this.closing) {
+        this.inputPaused = false;
+        this.client.resume();
+      }
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private onLine(line: Buffer): void {
+    if (this.phase === 'sasl') {
+      onSaslLine(this, line);
+      return;
+    }
+    const parsed = parseCommand(line);
+    if (!parsed.ok) {
+      this.invalid(parsed.error === 'bad-verb' ? 'unknownCommand' : 'badSyntax');
+      return;
+    }
+    const cmd = parsed.command;
+    this.lastCommand = cmd.verb;
+    const g = gate(this.phase, cmd.verb, cmd.args, this.pendingUser !== null);
+    if (!g.ok) {
+      if (g.reply === 'unknownCommand' || g.reply === 'badSyntax') this.invalid(g.reply, cmd.verb);
+      else this.refuse(cmd, g.reply);
+      return;
+    }
+    const allowed = this.deps.commands.check(this.deps.listener.name, cmd.verb);
+    if (allowed.kind === 'deny') {
+      this.policyRefusal(cmd, allowed);
+      return;
+    }
+    if (this.phase === 'authorization') authorizationCommand(this, cmd);
+    else transactionCommand(this, cmd);
+  }
+
+  /** A command the gateway refuses with a reply; the session goes on. */
+  refuse(cmd: Command, reply: ReplyKey): void {
+    this.deps.metrics.command(cmd.verb, 'err', 0);
+    this.log.info({ event: 'command', verb: cmd.verb, result: 'err', reply, ms: 0 }, 'command refused');
+    this.respond(REPLIES[reply]);
+  }
+
+  /** A refusal decided by policy: logged, audited and counted with its reason. */
+  policyRefusal(cmd: Command, verdict: Verdict & { kind: 'deny' }): void {
+    this.deps.metrics.policyRefusal(verdict.reason);
+    this.deps.metrics.command(cmd.verb, 'denied', 0);
+    this.audit(policyRecord(this.context, verdict.reason, { command: cmd.verb, mode: 'enforce' }));
+    this.log.info({ event: 'policy', verb: cmd.verb, reason: verdict.reason, result: 'denied' }, 'command denied by policy');
+    this.respond(REPLIES[verdict.reply]);
+    if (verdict.close === true) this.endAfterReplies('protocol-violation');
+  }
+
+  /** A rule in report mode would have refused: audited, not enforced. */
+  policyReport(cmd: Command, reason: string): void {
+    this.audit(policyRecord(this.context, reason, { command: cmd.verb, mode: 'report' }));
+    this.log.info({ event: 'policy', verb: cmd.verb, reason, result: 'would-deny' }, 'rule would deny (report mode)');
+  }
+
+  private invalid(reply: ReplyKey, verb = 'OTHER'): void {
+    this.invalidCount++;
+    this.deps.metrics.command(verb, 'err', 0);
+    if (this.invalidCount >= this.deps.config.limits.maxInvalidCommands) {
+      this.respond(REPLIES.tooManyInvalid);
+      this.endAfterReplies('too-many-invalid');
+      return;
+    }
+    this.respond(REPLIES[reply]);
+  }
+
+  // ---- writing -------------------------------------------------------------
+
+  writeClient(buf: Buffer): boolean {
+    if (this.client.destroyed) return true;
+    this.bytesOut += buf.length;
+    this.deps.metrics.bytes('backend_to_client', buf.length);
+    return this.client.write(buf);
+  }
+
+  writeLine(text: string): void {
+    this.writeClient(Buffer.from(`${text}\r\n`, 'latin1'));
+  }
+
+  /** Writes a reply now, or after the replies still owed to earlier commands. */
+  respond(text: string): void {
+    if (this.queue.length === 0) this.writeLine(text);
+    else this.queue.push({ kind: 'local', verb: '', args: [], wire: null, localReply: text, multiline: false, startedAt: Date.now(), sent: true });
+  }
+
+  // ---- backend side --------------------------------------------------------
+
+  /** Connects the backend if needed; on failure answers the client and (pre-login) keeps the session. */
+  async ensureBackend(user: string | null): Promise<boolean> {
+    if (this.backend !== null) return true;
+    try {
+      const lease = await this.deps.backends.connect(user, this.address, this.abort.signal);
+      if (this.closing) {
+        lease.conn.socket.destroy();
+        return false;
+      }
+      this.adoptBackend(lease);
+      return true;
+    } catch (err) {
+      if (this.closing) return false;
+      const code = (err as { code?: string }).code ?? 'ERROR';
+      this.log.warn({ event: 'backend-unavailable', code, err: (err as Error).message }, 'backend unavailable');
+      this.writeLine(REPLIES.backendUnavailable);
+      if (this.deps.config.backend.connect === 'on-accept' && this.greetingLine === null && !this.deps.backends.routing) {
+        this.close('backend-error');
+      }
+      return false;
+    }
+  }
+
+  private adoptBackend(lease: BackendLease): void {
+    this.backend = lease;
+    const sock = lease.conn.socket;
+    sock.setNoDelay(true);
+    this.stream = new BackendStream(this.queue, {
+      responseLine: this.deps.config.limits.responseLine,
+      maxMultiline: this.deps.config.limits.maxMultiline,
+      maxInternalBody: MAX_INTERNAL_BODY,
+    }, {
+      writeClient: (buf) => this.writeClient(buf),
+      done: (entry, reply) => this.entryDone(entry, reply),
+      continuation: (entry, line) => this.continuation(entry, line),
+      bodyBytes: (entry, slice) => entry.onBody?.(slice),
+      violation: (reason) => this.violation(reason),
+    });
+    sock.on('data', (chunk: Buffer) => {
+      this.stream!.push(chunk);
+      if (this.stream!.blocked) sock.pause();
+    });
+    sock.on('drain', () => {
+      if (this.backendBlocked) {
+        this.backendBlocked = false;
+        this.drainInput();
+      }
+    });
+    sock.on('close', () => {
+      if (!this.closing) {
+        if (this.phase === 'update' && this.queue.length === 0) this.close('quit');
+        else {
+          this.log.warn({ event: 'backend-closed', phase: this.phase }, 'backend closed the connection');
+          this.writeLine(REPLIES.backendUnavailable);
+          this.close('backend-closed');
+        }
+      }
+    });
+    sock.on('timeout', () => {
+      if (this.stream?.blocked) return; // the client is slow, not the backend
+      if (this.queue.inFlight) this.timeout('backend-timeout');
+    });
+    sock.on('error', (err: Error) => this.log.debug({ event: 'backend-error', err: err.message }, 'backend socket error'));
+    if (lease.conn.leftover.length > 0) this.violation('unsolicited-reply');
+  }
+
+  /** Sends every queued command the backend may take now (all of them when it pipelines). */
+  pump(): void {
+    const lease = this.backend;
+    if (lease === null || this.closing) return;
+    const pipelining = lease.conn.capa?.pipelining ?? false;
+    for (const e of this.queue.unsent()) {
+      if (!pipelining && this.queue.inFlight) break;
+      e.sent = true;
+      if (!lease.conn.socket.write(e.wire!)) this.backendBlocked = true;
+    }
+    lease.conn.socket.setTimeout(this.queue.inFlight ? this.deps.config.policy.timeouts.backendReply : 0);
+  }
+
+  /** Queues a command to the backend; `onReply` runs when its whole reply is in. */
+  enqueue(kind: 'relay' | 'internal', verb: string, args: readonly string[], opts: SendOptions & {
+    onReply?: (reply: ReplyInfo) => void;
+  } = {}): void {
+    this.queue.push({
+      kind, verb, args, wire: opts.wire ?? serializeCommand(verb, args), localReply: null,
+      multiline: opts.multiline ?? isMultiline(verb, args.length), startedAt: Date.now(), sent: false,
+      sasl: opts.sasl ?? false, onReply: opts.onReply, onBody: opts.onBody,
+    });
+    this.pump();
+  }
+
+  /** Queues a command to the backend; resolves with its reply. */
+  send(kind: 'relay' | 'internal', verb: string, args: readonly string[], opts: SendOptions = {}): Promise<ReplyInfo> {
+    return new Promise((resolve) => this.enqueue(kind, verb, args, { ...opts, onReply: resolve }));
+  }
+
+  /** Lets go of the backend connection without ending the session (a routed login failed). */
+  dropBackend(): void {
+    const lease = this.backend;
+    if (lease === null) return;
+    this.backend = null;
+    this.stream = null;
+    lease.conn.socket.removeAllListeners('close');
+    lease.conn.socket.removeAllListeners('data');
+    lease.conn.socket.destroy();
+  }
+
+  signal(sig: Signal): void {
+    this.deps.metrics.signal(sig.signal);
+    this.audit(signalRecord(this.context, sig));
+    this.log.warn({ event: 'signal', signal: sig.signal }, 'audit signal');
+  }
+
+  private entryDone(entry: PendingEntry, reply: ReplyInfo): void {
+    this.queue.shift();
+    if (entry.sasl === true) this.saslRelay = null;
+    try {
+      entry.onReply?.(reply);
+    } catch (err) {
+      this.internalError(err);
+      return;
+    }
+    this.flushLocals();
+    this.pump();
+    this.drainInput();
+  }
+
+  private flushLocals(): void {
+    for (let e = this.queue.peek(); e !== undefined && e.kind === 'local'; e = this.queue.peek()) {
+      this.queue.shift();
+      this.writeLine(e.localReply!);
+    }
+    if (this.queue.length === 0 && this.pendingEnd !== null) this.close(this.pendingEnd);
+  }
+
+  private continuation(entry: PendingEntry, line: Buffer): void {
+    if (entry.sasl !== true) {
+      this.violation('unexpected-continuation');
+      return;
+    }
+    this.writeClient(line);
+    this.saslRelay = entry;
+    this.phase = 'sasl';
+    this.decoder.maxLength = this.deps.config.limits.saslLine;
+    this.busy = false;
+    this.drainInput();
+  }
+
+  private violation(reason: string): void {
+    this.log.warn({ event: 'backend-protocol-violation', reason }, 'backend protocol violation');
+    this.writeLine(REPLIES.backendProtocol);
+    this.close('protocol-violation');
+  }
+
+  // ---- phases --------------------------------------------------------------
+
+  loggedIn(user: string, rules: SessionRules): void {
+    this.user = user;
+    this.rules = rules;
+    this.phase = 'transaction';
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer = null;
+  }
+
+  quitConfirmedByBackend(): void {
+    this.quitConfirmed = true;
+  }
+
+  /** Writes the logout record: DELEs count only after a QUIT the backend confirmed. */
+  private logout(): void {
+    if (this.user === null || this.loggedOut) return;
+    this.loggedOut = true;
+    const marked = [...this.deletes.values()];
+    const deleted = this.quitConfirmed ? marked : [];
+    const notDeleted = this.quitConfirmed ? [] : marked;
+    this.audit(logoutRecord(this.context, deleted, notDeleted, this.quitConfirmed));
+  }
+
+  /** TLS upgrade of the client connection (STLS). Buffered plaintext is dropped first. */
+  async startTls(): Promise<void> {
+    this.phase = 'stls-pending';
+    this.decoder.clear();
+    const raw = this.client;
+    this.writeLine(REPLIES.stlsBegin);
+    this.detachClient(raw);
+    raw.pause();
+    try {
+      const secure: TLSSocket = await this.deps.tls.upgrade(raw, this.deps.listener.name);
+      if (this.closing) {
+        secure.destroy();
+        return;
+      }
+      this.client = secure;
+      this.tlsProtocol = secure.getProtocol() ?? 'TLS';
+      this.attachClient(secure);
+      this.decoder.clear();
+      this.pendingUser = null;
+      this.phase = 'authorization';
+      this.log.info({ event: 'stls', tls: this.tlsProtocol }, 'client upgraded to TLS');
+      this.drainInput();
+    } catch (err) {
+      this.log.info({ event: 'tls-failed', err: (err as Error).message }, 'STLS handshake failed');
+      this.close('tls-failed');
+    }
+  }
+
+  // ---- ending --------------------------------------------------------------
+
+  private pendingEnd: CloseReason | null = null;
+
+  /** Closes once every reply owed to the client is written. */
+  endAfterReplies(reason: CloseReason): void {
+    this.busy = true;
+    if (this.queue.length === 0) this.close(reason);
+    else this.pendingEnd = reason;
+  }
+
+  private timeout(reason: 'idle-timeout' | 'auth-timeout' | 'backend-timeout'): void {
+    if (this.closing) return;
+    const reply: ReplyKey = reason === 'idle-timeout' ? 'idleTimeout' : reason === 'auth-timeout' ? 'authTimeout' : 'backendTimeout';
+    this.writeLine(REPLIES[reply]);
+    this.close(reason);
+  }
+
+  /** Ends the session at once (admin kick, shutdown): the backend never reaches UPDATE. */
+  kick(reason: 'kicked' | 'shutdown'): void {
+    if (this.closing) return;
+    this.writeLine(REPLIES[reason === 'kicked' ? 'kicked' : 'shuttingDown']);
+    this.close(reason);
+  }
+
+  internalError(err: unknown): void {
+    this.log.error({ event: 'internal-error', err: err instanceof Error ? err.stack : String(err) }, 'internal error in session');
+    if (!this.closing) this.writeLine(REPLIES.internalError);
+    this.close('internal-error');
+  }
+
+  close(reason: CloseReason): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.phase = 'closed';
+    this.abort.abort();
+    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    // Without a confirmed QUIT the backend connection is cut, so it never enters UPDATE.
+    this.backend?.conn.socket.destroy();
+    this.logout();
+    const durationMs = Date.now() - this.since;
+    this.audit(disconnectRecord(this.context, { bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, reason }));
+    this.log.info({ event: 'session-end', reason, user: this.user, bytesIn: this.bytesIn, bytesOut: this.bytesOut, ms: durationMs }, 'session end');
+    this.deps.metrics.sessionClosed(this.deps.listener.name);
+    const sock = this.client;
+    sock.setTimeout(0);
+    if (!sock.destroyed) {
+      sock.end();
+      const t = setTimeout(() => sock.destroy(), 2000);
+      t.unref();
+      sock.once('close', () => clearTimeout(t));
+    }
+    this.queue.clear();
+    this.onClose?.(this);
+    this.resolveClosed();
+  }
+
+  /** Audit helper for mail-access commands. */
+  auditCommand(cmd: Command, result: 'ok' | 'err' | 'denied', extra: Parameters<typeof commandRecord>[4] = {}): void {
+    this.audit(commandRecord(this.context, cmd.verb, cmd.args, result, extra));
+  }
+
+  auditLogin(result: 'ok' | 'err' | 'denied', opts: Parameters<typeof loginRecord>[2]): void {
+    this.audit(loginRecord(this.context, result, opts));
+  }
+}
