@@ -26,8 +26,15 @@ export class TlsEngine implements TlsUpgrader {
   private readonly server: tls.Server;
   private readonly waiting = new WeakMap<Socket, Waiter>();
 
+  private sni: tls.TlsOptions['SNICallback'];
+
   constructor(options: tls.TlsOptions, private readonly onFailure: (listener: string, err: Error) => void = () => undefined) {
-    this.server = tls.createServer(options);
+    this.sni = options.SNICallback;
+    // The server keeps its SNICallback internally; route it through a field a reload can swap.
+    this.server = tls.createServer({
+      ...options,
+      SNICallback: (name, cb) => (this.sni === undefined ? cb(null, undefined) : this.sni(name, cb)),
+    });
     this.server.on('secureConnection', (s: tls.TLSSocket) => {
       const raw = rawOf(s);
       const w = raw === undefined ? undefined : this.waiting.get(raw);
@@ -52,8 +59,7 @@ export class TlsEngine implements TlsUpgrader {
   /** New certificates and settings for handshakes that start from now on. */
   update(options: tls.TlsOptions): void {
     this.server.setSecureContext(options);
-    const sni = (options as { SNICallback?: tls.TlsOptions['SNICallback'] }).SNICallback;
-    if (sni !== undefined) (this.server as unknown as { _SNICallback: unknown })._SNICallback = sni;
+    this.sni = options.SNICallback;
   }
 
   upgrade(raw: Socket, listener: string): Promise<tls.TLSSocket> {
