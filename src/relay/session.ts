@@ -180,7 +180,10 @@ export class Pop3Session {
   private readonly onClientDrain = (): void => {
     if (this.stream?.blocked) {
       this.stream.blocked = false;
-      this.backend?.conn.socket.resume();
+      const sock = this.backend?.conn.socket;
+      sock?.resume();
+      // The reply timer may have fired (and been ignored) while we held the backend back: re-arm it.
+      sock?.setTimeout(this.queue.inFlight ? this.deps.config.policy.timeouts.backendReply : 0);
     }
   };
 

@@ -79,7 +79,10 @@ function finished(s: Pop3Session, cmd: Command, msg: number | null, reply: Reply
   const result = reply.ok ? 'ok' : 'err';
   logCommand(s, verb, result, Date.now() - started, msg);
   if (verb === 'RSET' && reply.ok) s.deletes.clear();
-  if (msg === null) return;
+  if (msg === null) {
+    if (verb !== 'NOOP') s.auditCommand(cmd, result);
+    return;
+  }
   const uid = s.uids.get(msg) ?? null;
   const size = s.sizes.get(msg) ?? null;
   if ((verb === 'RETR' || verb === 'TOP') && reply.ok) {
