@@ -46,6 +46,8 @@ export class BackendDirectory {
     }));
     this.routing = this.routes.length > 0;
     this.probe = new BackendProbe(config.backend.servers, config.backend, log, {
+      // Probe results mark pool servers too: a server found down is skipped before a client pays for it.
+      pool: this.pool,
       responseLineMax: config.limits.responseLine,
       replyTimeout: config.policy.timeouts.backendReply,
     });

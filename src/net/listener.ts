@@ -70,7 +70,10 @@ export class Pop3Listener {
   /** Stops accepting; live sessions go on. Connections still in a handshake are dropped. */
   close(): Promise<void> {
     for (const s of this.handshakes) s.destroy();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    // server.close()'s callback waits for every live connection to end; the shutdown grace
+    // period must start as soon as the port stops accepting, so do not wait for it.
+    this.server.close();
+    return Promise.resolve();
   }
 
   get listening(): boolean {
@@ -137,6 +140,10 @@ export class Pop3Listener {
       return;
     }
     metrics.connection(this.config.name, 'accepted');
+    // readProxyHeader leaves a plaintext socket paused (so no byte is lost meanwhile), and a
+    // 'data' listener does not resume an explicitly paused stream. open() attaches the
+    // session's listener synchronously, before the flow starts on the next tick.
+    if (socket === raw && raw.isPaused()) raw.resume();
     try {
       await this.rt.open(socket, address, tlsProtocol);
     } finally {

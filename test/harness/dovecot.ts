@@ -117,6 +117,10 @@ function buildConfig(dir: string, port: number, tlsPort: number | null, cert: { 
     `ssl = ${cert ? 'yes' : 'no'}`,
   ];
   if (cert) lines.push(`ssl_cert = <${cert.certFile}`, `ssl_key = <${cert.keyFile}`);
+  // Behind the gateway every login comes from one address, so Dovecot's per-IP auth
+  // penalty (2 s, 4 s, 8 s... after failures) would slow every user after anyone's typo.
+  // The gateway enforces brute-force limits per real client; the README says to do this.
+  lines.push('service anvil {', '  unix_listener anvil-auth-penalty {', '    mode = 0', '  }', '}');
   if (haproxy) {
     const nets = opts.haproxyTrustedNetworks!.join(' ');
     lines.push(`haproxy_trusted_networks = ${nets}`, `login_trusted_networks = ${nets}`);
