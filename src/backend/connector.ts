@@ -119,8 +119,10 @@ function tlsHandshake(raw: net.Socket, options: tls.ConnectionOptions, timeoutMs
   });
 }
 
-async function readGreeting(reader: ReplyReader, opts: ConnectOptions, p: Phase): Promise<{ greeting: StatusLine; line: string }> {
-  const reply = await reader.readStatus('greeting', opts.replyTimeout, p.signal);
+async function readGreeting(reader: ReplyReader, opts: ConnectOptions, connectTimeout: number, p: Phase): Promise<{ greeting: StatusLine; line: string }> {
+  // The greeting is part of connecting: a server that accepts but never greets fails within
+  // connectTimeout, so a pool moves on quickly instead of waiting a whole reply timeout.
+  const reply = await reader.readStatus('greeting', Math.min(opts.replyTimeout, connectTimeout), p.signal);
   const line = sanitizeLine(reply.line.toString('latin1'));
   if (reply.status.kind !== 'ok') {
     throw new BackendError('GREETING', `refused with ${JSON.stringify(line.slice(0, 120))}`,
@@ -182,7 +184,7 @@ export async function connectBackend(server: BackendServer, cfg: BackendConfig, 
       socket = await tlsHandshake(raw, await tlsOptions(server, cfg, p), left(), p);
     }
     reader = new ReplyReader(socket, limits, label);
-    const { greeting, line } = await readGreeting(reader, opts, p);
+    const { greeting, line } = await readGreeting(reader, opts, cfg.connectTimeout, p);
     let capa: Capabilities | null = null;
 
     if (cfg.tls === 'starttls') {

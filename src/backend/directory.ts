@@ -29,6 +29,17 @@ interface Route {
   readonly localPart: boolean;
 }
 
+/**
+ * The name without its host: `alice@example.org` and the SDPS form `alice+host`
+ * (which has no @) both log in as `alice`.
+ */
+export function localPart(user: string): string {
+  const at = user.lastIndexOf('@');
+  if (at > 0) return user.slice(0, at);
+  const plus = user.lastIndexOf('+');
+  return plus > 0 ? user.slice(0, plus) : user;
+}
+
 export class BackendDirectory {
   readonly routing: boolean;
   private readonly pool: BackendPool;
@@ -90,7 +101,7 @@ export class BackendDirectory {
       return {
         conn,
         route: route?.pattern ?? 'default',
-        loginName: (u) => (route?.localPart === true && u.includes('@') ? u.slice(0, u.lastIndexOf('@')) : u),
+        loginName: (u) => (route?.localPart === true ? localPart(u) : u),
       };
     } catch (err) {
       this.metrics.backendConnect((performance.now() - started) / 1000, 'error', (err as { code?: string }).code);

@@ -22,6 +22,14 @@ export function stlsOffered(f: { listenerTls: ListenerTls; tlsActive: boolean; s
 }
 
 /** A `none` listener bound to loopback or inside trustedNetworks carries no password over an open network. */
+/**
+ * A listener behind a PROXY-speaking balancer carries remote clients even when it
+ * binds loopback, so its address says nothing about where passwords travel.
+ */
+function listenerLocal(l: ListenerConfig, trusted: NetworkSet): boolean {
+  return !l.proxyProtocol && hostTrusted(l.host, trusted);
+}
+
 function hostTrusted(host: string, trusted: NetworkSet): boolean {
   if (isUnspecifiedHost(host)) return false;
   return isLoopbackHost(host) || trusted.contains(host);
@@ -35,7 +43,7 @@ function hostTrusted(host: string, trusted: NetworkSet): boolean {
  */
 export function effectiveRequireTls(l: ListenerConfig, trusted: NetworkSet): boolean {
   if (l.tls === 'implicit') return false;
-  if (l.tls === 'none' && !l.requireTlsExplicit && hostTrusted(l.host, trusted)) return false;
+  if (l.tls === 'none' && !l.requireTlsExplicit && listenerLocal(l, trusted)) return false;
   return l.requireTls;
 }
 
@@ -43,11 +51,13 @@ export function effectiveRequireTls(l: ListenerConfig, trusted: NetworkSet): boo
 export function startupProblems(listeners: readonly ListenerConfig[], trusted: NetworkSet): string[] {
   const problems: string[] = [];
   listeners.forEach((l, i) => {
-    if (l.tls !== 'none' || l.requireTlsExplicit || hostTrusted(l.host, trusted)) return;
+    if (l.tls !== 'none' || l.requireTlsExplicit || listenerLocal(l, trusted)) return;
+    const where = l.proxyProtocol
+      ? `behind a PROXY-protocol balancer (its clients are remote even though it binds ${l.host})`
+      : `on ${l.host}, which is neither loopback nor in policy.trustedNetworks,`;
     problems.push(
-      `listeners[${i}] (${l.name}): tls: none on ${l.host}, which is neither loopback nor in ` +
-        'policy.trustedNetworks, would take passwords in plaintext; use tls: starttls or implicit, ' +
-        'or write requireTls: false on this listener to accept that explicitly',
+      `listeners[${i}] (${l.name}): tls: none ${where} would take passwords in plaintext; ` +
+        'use tls: starttls or implicit, or write requireTls: false on this listener to accept that explicitly',
     );
   });
   return problems;
@@ -60,7 +70,7 @@ export function startupWarnings(listeners: readonly ListenerConfig[], trusted: N
     const where = `listeners[${i}] (${l.name})`;
     if (!l.requireTlsExplicit || l.tls === 'implicit') return;
     if (!l.requireTls) {
-      const onTrusted = l.tls === 'none' && hostTrusted(l.host, trusted) ? ' (host is trusted)' : '';
+      const onTrusted = l.tls === 'none' && listenerLocal(l, trusted) ? ' (host is trusted)' : '';
       warnings.push(`${where}: requireTls: false, passwords may be sent in plaintext on ${l.tls === 'none' ? 'this tls: none' : 'this starttls'} listener${onTrusted}`);
     } else if (l.tls === 'none') {
       warnings.push(`${where}: requireTls: true on a tls: none listener refuses every login, since TLS cannot start there`);

@@ -10,6 +10,7 @@ import { commandRecord, connectRecord, disconnectRecord, loginRecord, logoutReco
 import type { Signal } from '../audit/signals.ts';
 import type { AuditFields, MessageRef, SessionContext } from '../audit/record.ts';
 import type { BackendLease } from '../backend/directory.ts';
+import { KNOWN_VERBS } from '../config/schema.ts';
 import { parseCommand, serializeCommand, type Command } from '../protocol/command.ts';
 import { LineDecoder } from '../protocol/line-decoder.ts';
 import { REPLIES, type ReplyKey } from '../protocol/replies.ts';
@@ -24,7 +25,7 @@ import { newSessionId } from '../util/ids.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackendStream } from './backend-stream.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
-import { authorizationCommand, onSaslLine } from './authorization.ts';
+import { authorizationCommand, onSaslLine, tlsGateVerdict } from './authorization.ts';
 import { transactionCommand } from './transaction.ts';
 
 export interface SendOptions {
@@ -105,10 +106,16 @@ export class Pop3Session {
     const ctx = {
       session: this.id,
       listener: this.deps.listener.name,
-      client: `${this.address.ip}:${this.address.port}`,
+      client: this.clientLabel,
       tls: this.tlsProtocol,
     };
     return this.user === null ? ctx : { ...ctx, user: this.user };
+  }
+
+  /** `ip:port`, with IPv6 in brackets so the port is unambiguous. */
+  get clientLabel(): string {
+    const { ip, port } = this.address;
+    return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
   }
 
   get tlsActive(): boolean {
@@ -117,7 +124,7 @@ export class Pop3Session {
 
   snapshot(): SessionSnapshot {
     return {
-      id: this.id, user: this.user, client: `${this.address.ip}:${this.address.port}`,
+      id: this.id, user: this.user, client: this.clientLabel,
       listener: this.deps.listener.name, tls: this.tlsProtocol, since: new Date(this.since).toISOString(),
       bytesIn: this.bytesIn, bytesOut: this.bytesOut, lastCommand: this.lastCommand, state: this.phase,
     };
@@ -185,6 +192,8 @@ export class Pop3Session {
       // The reply timer may have fired (and been ignored) while we held the backend back: re-arm it.
       sock?.setTimeout(this.queue.inFlight ? this.deps.config.policy.timeouts.backendReply : 0);
     }
+    // Reading stopped while the client's replies piled up: it reads again, so do we.
+    if (this.inputPaused) this.drainInput();
   };
 
   private readonly onClientTimeout = (): void => this.timeout('idle-timeout');
@@ -197,7 +206,10 @@ export class Pop3Session {
   drainInput(): void {
     try {
       while (!this.busy && !this.closing && this.phase !== 'stls-pending') {
-        if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.backendBlocked) {
+        // Also while the client leaves its replies unread: every command could add a reply
+        // (CAPA, -ERR) to the socket's buffer, so reading on would let it grow without bound.
+        const unread = this.client.writableNeedDrain;
+        if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.backendBlocked || unread) {
           if (!this.inputPaused) {
             this.inputPaused = true;
             this.client.pause();
@@ -207,7 +219,8 @@ export class Pop3Session {
         const ev = this.decoder.next();
         if (ev === null) break;
         if (ev.type === 'overflow') {
-          this.invalid('lineTooLong');
+          if (this.phase === 'sasl') this.saslOverflow();
+          else this.invalid('lineTooLong');
           continue;
         }
         this.onLine(ev.line);
@@ -241,7 +254,10 @@ export class Pop3Session {
     this.lastCommand = cmd.verb;
     const g = gate(this.phase, cmd.verb, cmd.args, this.pendingUser !== null);
     if (!g.ok) {
+      // PASS before STLS: the missing TLS, not the missing USER, is what the client must hear about.
+      const tlsFirst = g.reply === 'passWithoutUser' ? tlsGateVerdict(this, cmd.verb) : null;
       if (g.reply === 'unknownCommand' || g.reply === 'badSyntax') this.invalid(g.reply, cmd.verb);
+      else if (tlsFirst?.kind === 'deny') this.policyRefusal(cmd, tlsFirst);
       else this.refuse(cmd, g.reply);
       return;
     }
@@ -277,10 +293,30 @@ export class Pop3Session {
     this.log.info({ event: 'policy', verb: cmd.verb, reason, result: 'would-deny' }, 'rule would deny (report mode)');
   }
 
+  /**
+   * A SASL response over limits.saslLine ends the exchange as a "*" would (RFC 5034 section 4);
+   * otherwise the client's next command would be taken as SASL data (and relayed to the backend).
+   */
+  private saslOverflow(): void {
+    if (this.saslRelay !== null) {
+      onSaslLine(this, Buffer.from('*', 'latin1')); // the backend's -ERR ends it as a failed login
+      return;
+    }
+    this.sasl = null;
+    this.phase = 'authorization';
+    this.decoder.maxLength = this.deps.config.limits.commandLine;
+    this.invalid('lineTooLong');
+  }
+
   private invalid(reply: ReplyKey, verb = 'OTHER'): void {
     this.invalidCount++;
     this.deps.metrics.command(verb, 'err', 0);
+    // An unknown verb is logged as OTHER, never as typed: it could be anything, even a password.
+    const known = (KNOWN_VERBS as readonly string[]).includes(verb) ? verb : 'OTHER';
+    this.log.info({ event: 'command', verb: known, result: 'err', reply, ms: 0 }, 'invalid command');
+    if (reply === 'lineTooLong') this.deps.metrics.policyRefusal('line-too-long');
     if (this.invalidCount >= this.deps.config.limits.maxInvalidCommands) {
+      this.deps.metrics.policyRefusal('too-many-invalid');
       this.respond(REPLIES.tooManyInvalid);
       this.endAfterReplies('too-many-invalid');
       return;
@@ -348,8 +384,13 @@ export class Pop3Session {
       violation: (reason) => this.violation(reason),
     });
     sock.on('data', (chunk: Buffer) => {
-      this.stream!.push(chunk);
-      if (this.stream!.blocked) sock.pause();
+      // A throw here would escape the event loop and take every session down with it.
+      try {
+        this.stream?.push(chunk);
+        if (this.stream?.blocked === true) sock.pause();
+      } catch (err) {
+        this.internalError(err);
+      }
     });
     sock.on('drain', () => {
       if (this.backendBlocked) {
@@ -379,7 +420,9 @@ export class Pop3Session {
   pump(): void {
     const lease = this.backend;
     if (lease === null || this.closing) return;
-    const pipelining = lease.conn.capa?.pipelining ?? false;
+    // The probe already knows the default backend's CAPA, so its sessions do not ask again.
+    const capa = lease.conn.capa ?? (lease.route === 'default' ? this.deps.backends.capabilities() : null);
+    const pipelining = capa?.pipelining ?? false;
     for (const e of this.queue.unsent()) {
       if (!pipelining && this.queue.inFlight) break;
       e.sent = true;
@@ -542,7 +585,11 @@ export class Pop3Session {
 
   internalError(err: unknown): void {
     this.log.error({ event: 'internal-error', err: err instanceof Error ? err.stack : String(err) }, 'internal error in session');
-    if (!this.closing) this.writeLine(REPLIES.internalError);
+    try {
+      if (!this.closing) this.writeLine(REPLIES.internalError);
+    } catch {
+      // Writing may be what failed; the session ends either way.
+    }
     this.close('internal-error');
   }
 

@@ -58,8 +58,8 @@ describe('a listener that expects a PROXY header', () => {
     gw = await startTestGateway(dovecot.port, {
       listeners: [
         { name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit', ...proxied },
-        { name: 'plain', host: '127.0.0.1', port: 0, tls: 'none', ...proxied },
-        { name: 'untrusted', host: '127.0.0.1', port: 0, tls: 'none', proxyProtocol: true, trustedProxies: ['10.0.0.0/8'] },
+        { name: 'plain', host: '127.0.0.1', port: 0, tls: 'none', requireTls: false, ...proxied },
+        { name: 'untrusted', host: '127.0.0.1', port: 0, tls: 'none', requireTls: false, proxyProtocol: true, trustedProxies: ['10.0.0.0/8'] },
         { name: 'direct', host: '127.0.0.1', port: 0, tls: 'none' },
       ],
       tls: { handshakeTimeout: `${HEADER_TIMEOUT_MS}ms` },
@@ -91,7 +91,7 @@ describe('a listener that expects a PROXY header', () => {
     expect(c6.greeting).toMatch(/^\+OK/);
     await c6.quit();
     expect((await sessionRecords(gw, '198.51.100.20:40002')).length).toBeGreaterThanOrEqual(2);
-    expect((await sessionRecords(gw, '2001:db8::20:40003')).length).toBeGreaterThanOrEqual(2);
+    expect((await sessionRecords(gw, '[2001:db8::20]:40003')).length).toBeGreaterThanOrEqual(2);
   });
 
   it('uses the socket address when a PROXY v2 header says LOCAL', async () => {

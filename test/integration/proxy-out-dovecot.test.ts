@@ -42,7 +42,7 @@ describe('the gateway in front of a Dovecot that requires a PROXY header', () =>
     dovecot.addMessage('alice', 'Subject: proxied twice\r\n\r\nthe real client is 127.0.0.5\r\n');
     const listeners = [
       { name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit', ...proxied },
-      { name: 'plain', host: '127.0.0.1', port: 0, tls: 'none', ...proxied },
+      { name: 'plain', host: '127.0.0.1', port: 0, tls: 'none', requireTls: false, ...proxied },
     ];
     gwV2 = await startTestGateway(dovecot.port, { listeners, backend: { proxyProtocol: 'v2' } });
     gwV1 = await startTestGateway(dovecot.port, { listeners, backend: { proxyProtocol: 'v1' } });
