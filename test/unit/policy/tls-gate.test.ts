@@ -121,3 +121,19 @@ describe('effectiveRequireTls', () => {
     expect(effectiveRequireTls(s, none)).toBe(false);
   });
 });
+
+describe('a plaintext listener behind a PROXY-protocol balancer', () => {
+  const proxied = listener({ name: 'behind-haproxy', host: '127.0.0.1', tls: 'none', proxyProtocol: true });
+
+  it('is not treated as local even though it binds loopback', () => {
+    expect(effectiveRequireTls(proxied, none)).toBe(true);
+    expect(startupProblems([proxied], none)).toHaveLength(1);
+    expect(startupProblems([proxied], none)[0]).toContain('PROXY-protocol balancer');
+  });
+
+  it('starts when requireTls: false is written explicitly', () => {
+    const optedIn = { ...proxied, requireTls: false, requireTlsExplicit: true };
+    expect(startupProblems([optedIn], none)).toEqual([]);
+    expect(effectiveRequireTls(optedIn, none)).toBe(false);
+  });
+});
