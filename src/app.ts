@@ -3,14 +3,16 @@
  * starts listeners and the admin endpoint, reloads and stops. Nothing else
  * creates long-lived objects.
  */
+import { access } from 'node:fs/promises';
 import { createAuditSink, type AuditSink } from './audit/sink.ts';
 import { DEFAULT_SIGNALS, SignalDetector } from './audit/signals.ts';
 import { BackendDirectory } from './backend/directory.ts';
 import { startAdminServer } from './admin/server.ts';
-import type { GatewayConfig } from './config/schema.ts';
+import type { GatewayConfig, PolicyConfig } from './config/schema.ts';
 import { loadTlsMaterial } from './config/tls-material.ts';
 import { createRootLogger, type RootLogger } from './log/logger.ts';
 import { GatewayMetrics } from './metrics/metrics.ts';
+import { CertFileWatcher } from './net/cert-watch.ts';
 import { Pop3Listener } from './net/listener.ts';
 import { TlsEngine } from './net/tls-engine.ts';
 import { AuthLimiter } from './policy/auth-limits.ts';
@@ -38,7 +40,15 @@ export interface GatewayOptions {
   readonly env?: NodeJS.ProcessEnv;
   /** Listen on port 0 for every listener (tests). */
   readonly ephemeralPorts?: boolean;
+  /** Cluster workers (src/cluster/worker.ts): counters and audit records go through the primary. */
+  readonly counterStore?: CounterStore;
+  readonly auditSink?: AuditSink;
+  readonly connectionLimiter?: ConnectionLimiterFactory;
 }
+
+export type ConnectionLimiterFactory = (
+  cfg: PolicyConfig['connections'], trusted: NetworkSet, store: CounterStore, ipv6Prefix: number,
+) => ConnectionLimiter;
 
 interface Generation {
   readonly config: GatewayConfig;
@@ -75,6 +85,9 @@ export class Gateway {
   private gen!: Generation;
   private stopping = false;
   private ephemeral = false;
+  private certWatch: CertFileWatcher | null = null;
+  private certReload: Promise<void> = Promise.resolve();
+  private makeLimiter: ConnectionLimiterFactory = (cfg, trusted, store, prefix) => new ConnectionLimiter(cfg, trusted, store, prefix);
 
   private constructor(
     private readonly log: Logger,
@@ -94,11 +107,12 @@ export class Gateway {
     const material = await loadTlsMaterial(config.tls, log);
     const metricsHolder: { m?: GatewayMetrics } = {};
     const tls = new TlsEngine(material.serverOptions(), (listener) => metricsHolder.m?.tlsHandshakeFailure(listener));
-    const store = createCounterStore(config.policy.rateLimitStore, log);
-    const audit = await createAuditSink(config.logging, { key: env.POP3GW_AUDIT_KEY ?? null, log });
+    const store = opts.counterStore ?? createCounterStore(config.policy.rateLimitStore, log);
+    const audit = opts.auditSink ?? await createAuditSink(config.logging, { key: env.POP3GW_AUDIT_KEY ?? null, log });
     const gw = new Gateway(log, env, store, audit, tls, new FailureLatency());
     metricsHolder.m = gw.metrics;
     gw.ephemeral = opts.ephemeralPorts === true;
+    if (opts.connectionLimiter !== undefined) gw.makeLimiter = opts.connectionLimiter;
     gw.gen = await gw.build(config);
     for (const l of config.listeners) {
       const listener = new Pop3Listener(l, {
@@ -115,6 +129,7 @@ export class Gateway {
       log.info({ event: 'listening', listener: l.name, host: addr.address, port: addr.port, tls: l.tls }, 'listening');
     }
     await gw.startAdmin(config);
+    gw.watchCertificates(config);
     return gw;
   }
 
@@ -122,7 +137,7 @@ export class Gateway {
     const trusted = new NetworkSet(config.policy.trustedNetworks);
     const auth = new AuthLimiter(config.policy.auth, trusted, this.store, { log: this.log });
     this.metrics.setLockoutsGauge(() => auth.activeLockouts());
-    const limiter = new ConnectionLimiter(config.policy.connections, trusted, this.store, config.policy.auth.ipv6Prefix);
+    const limiter = this.makeLimiter(config.policy.connections, trusted, this.store, config.policy.auth.ipv6Prefix);
     const backends = new BackendDirectory(config, this.log, this.metrics);
     await backends.start();
     const commands = new CommandPolicy(config.policy.commands.allow, config.listeners);
@@ -158,14 +173,17 @@ export class Gateway {
     this.admin = await startAdminServer(this.ephemeral ? { ...config.admin, port: 0 } : config.admin, {
       metricsText: async () => ({ contentType: this.metrics.contentType, body: await this.metrics.text() }),
       sessions: { list: () => this.registry.list(), kick: (id) => this.registry.kick(id) },
-      health: async () => {
-        const listening = this.listeners.every((l) => l.listening);
-        const backend = this.gen.backends.healthy();
-        return { ok: listening && backend && !this.stopping, details: { listening, backend, sessions: this.registry.size, stopping: this.stopping } };
-      },
+      health: () => this.health(),
       log: this.log,
     });
     this.log.info({ event: 'listening', listener: 'admin', host: config.admin.host, port: this.admin.port }, 'admin endpoint listening');
+  }
+
+  /** What /healthz reports: listening, backend reachable, not stopping. */
+  async health(): Promise<{ ok: boolean; details: Record<string, unknown> }> {
+    const listening = this.listeners.every((l) => l.listening);
+    const backend = this.gen.backends.healthy();
+    return { ok: listening && backend && !this.stopping, details: { listening, backend, sessions: this.registry.size, stopping: this.stopping } };
   }
 
   /**
@@ -188,7 +206,38 @@ export class Gateway {
       this.admin = null;
       await this.startAdmin(config);
     }
+    this.watchCertificates(config);
     this.log.info({ event: 'reload', fingerprint256: material.fingerprint256 }, 'configuration reloaded');
+  }
+
+  /** Polls the certificate and key files (SNI pairs too): a renewal on disk reloads them by itself. */
+  private watchCertificates(config: GatewayConfig): void {
+    this.certWatch?.close();
+    const t = config.tls;
+    const files = [t.cert, t.key, ...Object.values(t.sni).flatMap((p) => [p.cert, p.key])];
+    this.certWatch = new CertFileWatcher(files, () => void this.reloadCertificates());
+  }
+
+  /**
+   * The certificate files changed: new handshakes get the new ones, live sessions keep theirs.
+   * Anything wrong (a half-written renewal, a key that does not match) keeps the current ones.
+   */
+  reloadCertificates(): Promise<void> {
+    this.certReload = this.certReload.then(async () => {
+      if (this.stopping) return;
+      const cfg = this.gen.config.tls;
+      try {
+        // Both files gone is a renewal in progress, not a fresh install: never generate a pair here.
+        await Promise.all([access(cfg.cert), access(cfg.key)]);
+        const material = await loadTlsMaterial(cfg, this.log);
+        if (this.stopping) return;
+        this.tls.update(material.serverOptions());
+        this.log.info({ event: 'tls-reload', fingerprint256: material.fingerprint256 }, 'certificate files changed: reloaded');
+      } catch (err) {
+        this.log.error({ event: 'tls-reload-failed', err: (err as Error).message }, 'certificate files changed but cannot be loaded: keeping the current ones');
+      }
+    });
+    return this.certReload;
   }
 
   /** Reopens the audit file (after logrotate moved it). */
@@ -203,6 +252,7 @@ export class Gateway {
   async stop(graceMs = this.gen.config.shutdownGrace): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    this.certWatch?.close();
     this.log.info({ event: 'stopping', sessions: this.registry.size, graceMs }, 'stopping');
     await Promise.all(this.listeners.map((l) => l.close()));
     const clean = await this.registry.drain(graceMs);

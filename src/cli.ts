@@ -5,11 +5,12 @@
 import { parseArgs } from 'node:util';
 import { resolve } from 'node:path';
 import { Gateway, GatewayStartError, runtimeProblems } from './app.ts';
-import { formatProblems, loadConfigFile } from './config/load.ts';
+import { formatProblems, loadConfigFile, locateProblems } from './config/load.ts';
 import { checkTlsMaterial } from './config/tls-material.ts';
 import type { GatewayConfig, Problem } from './config/schema.ts';
 import { createRootLogger } from './log/logger.ts';
-import { runCluster, isClusterWorker } from './net/cluster.ts';
+import { runCluster } from './cluster/primary.ts';
+import { isClusterWorker, runWorker } from './cluster/worker.ts';
 
 const USAGE = 'usage: pop3-gateway [--config FILE] [--check]';
 
@@ -26,6 +27,8 @@ async function main(): Promise<number> {
     return 0;
   }
   const file = resolve(args.values.config ?? 'gateway.yaml');
+  // A worker runs the config its primary validated, not whatever the file says by now.
+  if (isClusterWorker()) return runWorker();
   const loaded = await loadConfigFile(file);
   if (!loaded.ok) {
     process.stderr.write(`${formatProblems(file, loaded.problems)}\n`);
@@ -42,7 +45,7 @@ async function check(file: string, config: GatewayConfig): Promise<number> {
   const problems: Problem[] = [...(await checkTlsMaterial(config.tls))];
   for (const p of runtimeProblems(config)) problems.push({ path: 'listeners', message: p, expected: 'a configuration that keeps passwords off the network' });
   if (problems.length > 0) {
-    process.stderr.write(`${formatProblems(file, problems)}\n`);
+    process.stderr.write(`${formatProblems(file, await locateProblems(file, problems))}\n`);
     return 2;
   }
   process.stdout.write(`${file}: ok\n`);

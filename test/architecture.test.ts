@@ -10,11 +10,11 @@ const SRC = path.resolve(import.meta.dirname, '../src');
 
 const LAYER: Record<string, number> = {
   util: 0, protocol: 1, config: 1, policy: 2, session: 2, log: 3, audit: 3, metrics: 3,
-  net: 4, backend: 4, relay: 5, admin: 6, app: 7, cli: 7, 'audit-cli': 7,
+  net: 4, backend: 4, relay: 5, admin: 6, app: 7, cluster: 7, cli: 8, 'audit-cli': 8,
 };
 const IO_MODULES = ['node:net', 'node:tls', 'node:http'];
-const IO_ALLOWED = new Set(['net', 'backend', 'relay', 'admin', 'cli', 'app']);
-const PINO_ALLOWED = new Set(['log', 'audit', 'app', 'cli', 'audit-cli']);
+const IO_ALLOWED = new Set(['net', 'backend', 'relay', 'admin', 'cli', 'app', 'cluster']);
+const PINO_ALLOWED = new Set(['log', 'audit', 'app', 'cluster', 'cli', 'audit-cli']);
 
 function files(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) =>

@@ -25,7 +25,8 @@ export interface SessionView {
 
 export interface AdminDeps {
   metricsText(): Promise<{ contentType: string; body: string }>;
-  sessions: { list(): SessionView[]; kick(id: string): boolean };
+  /** May answer asynchronously: in cluster mode the primary asks every worker. */
+  sessions: { list(): SessionView[] | Promise<SessionView[]>; kick(id: string): boolean | Promise<boolean> };
   health(): Promise<{ ok: boolean; details: Record<string, unknown> }>;
   log: Logger;
 }
@@ -91,9 +92,9 @@ export async function startAdminServer(cfg: AdminConfig, deps: AdminDeps): Promi
       res.end(m.body);
       return;
     }
-    if (route === 'sessions') return sendJson(res, 200, deps.sessions.list());
+    if (route === 'sessions') return sendJson(res, 200, await deps.sessions.list());
     const id = decodeId(kick?.[1] ?? '');
-    const kicked = id !== null && deps.sessions.kick(id);
+    const kicked = id !== null && (await deps.sessions.kick(id));
     log.info({ event: 'admin-kick', session: id, kicked }, kicked ? 'session kicked' : 'kick: no such session');
     return sendJson(res, kicked ? 200 : 404, { kicked });
   }

@@ -84,6 +84,39 @@ export function lineFinder(doc: Document, lineCounter: LineCounter): LineOf {
   };
 }
 
+/** `tls.sni["a.example"].cert` → ['tls', 'sni', 'a.example', 'cert'] (the inverse of formatPath). */
+function parsePath(text: string): Path {
+  const out: (string | number)[] = [];
+  for (const m of text.matchAll(/([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\[("(?:[^"\\]|\\.)*")\]/g)) {
+    out.push(m[1] ?? (m[2] !== undefined ? Number(m[2]) : (JSON.parse(m[3]!) as string)));
+  }
+  return out;
+}
+
+/**
+ * Lines for problems found after validation (certificates, runtime checks), which know only
+ * their path: the file is parsed again and each path (or its nearest parent) looked up.
+ */
+export async function locateProblems(file: string, problems: readonly Problem[]): Promise<Problem[]> {
+  let source: string;
+  try {
+    source = await readFile(resolve(file), 'utf8');
+  } catch {
+    return [...problems]; // it was readable a moment ago; without it the problems stand without lines
+  }
+  const lineCounter = new LineCounter();
+  const lineOf = lineFinder(parseDocument(source, { lineCounter }), lineCounter);
+  return problems.map((p) => {
+    if (p.line !== undefined) return p;
+    const path = parsePath(p.path);
+    for (let n = path.length; n > 0; n--) {
+      const line = lineOf(path.slice(0, n));
+      if (line !== undefined) return { ...p, line };
+    }
+    return p;
+  });
+}
+
 function keyText(key: unknown): string | undefined {
   if (isScalar(key)) return String(key.value);
   return typeof key === 'string' ? key : undefined;

@@ -108,6 +108,8 @@ export class AuthLimiter {
     }
     const good = (await this.#store.blockedFor(k.good)) > 0;
     const { window, maxFailuresPerIp, maxFailuresPerUser } = this.#cfg;
+    // lockout: 0 means count and delay, never lock (a 0-length block is not a valid store call).
+    const locking = this.#cfg.lockout > 0;
     const [ipCount, userCount, pairCount] = await Promise.all([
       this.#store.consume(k.ip, window),
       this.#store.consume(k.user, window),
@@ -117,15 +119,15 @@ export class AuthLimiter {
     // window locks again, so the limit holds for the whole window.
     const locks: Array<Promise<void>> = [];
     let lockout: 'ip' | 'user' | null = null;
-    if (ipCount >= maxFailuresPerIp) {
+    if (locking && ipCount >= maxFailuresPerIp) {
       locks.push(this.#lock(k.ip, 'ip', k.ip));
       lockout = 'ip';
     }
-    if (userCount >= maxFailuresPerUser) {
+    if (locking && userCount >= maxFailuresPerUser) {
       locks.push(this.#lock(k.user, 'user', k.ip));
       lockout ??= 'user';
     }
-    if (good && pairCount >= maxFailuresPerUser) {
+    if (locking && good && pairCount >= maxFailuresPerUser) {
       locks.push(this.#lock(k.pair, 'pair', k.ip));
       lockout ??= 'user';
     }

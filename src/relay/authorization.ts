@@ -4,11 +4,13 @@
  * backend only once policy has seen them; every failed login gets the same
  * bytes after the same delay, whatever the real reason.
  */
+import { loginRecord } from '../audit/record.ts';
 import { REPLIES } from '../protocol/replies.ts';
 import { sanitizeLine } from '../protocol/response.ts';
 import { Secret, hasForbiddenChars, userFromOauthbearer, userFromXoauth2 } from '../protocol/sasl.ts';
 import { latin1AsUtf8, type Command } from '../protocol/command.ts';
 import { authVerdict } from '../policy/commands.ts';
+import type { Verdict } from '../policy/verdict.ts';
 import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
 import { capaReply, requireTlsFor } from './capa-view.ts';
 import { backendLogin, type LoginAttempt } from './backend-login.ts';
@@ -22,18 +24,23 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
   switch (cmd.verb) {
     case 'CAPA':
       s.respond(capaReply(s));
+      logCommand(s, 'CAPA', 'ok', 0);
       return;
     case 'QUIT':
       s.respond(REPLIES.quitBeforeLogin);
+      logCommand(s, 'QUIT', 'ok', 0);
       s.endAfterReplies('quit');
       return;
     case 'STLS':
       if (listener.tls !== 'starttls') s.refuse(cmd, 'stlsUnavailable');
       else if (s.tlsActive) s.refuse(cmd, 'stlsAlreadyActive');
-      else void s.startTls();
+      else {
+        logCommand(s, 'STLS', 'ok', 0);
+        void s.startTls();
+      }
       return;
   }
-  const tlsGate = authVerdict({ verb: cmd.verb, listenerTls: listener.tls, requireTls: requireTlsFor(s), tlsActive: s.tlsActive });
+  const tlsGate = tlsGateVerdict(s, cmd.verb);
   if (tlsGate.kind === 'deny') {
     s.policyRefusal(cmd, tlsGate);
     return;
@@ -44,6 +51,7 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
       // Answered by the gateway itself: never a verdict on whether the user exists.
       s.pendingUser = cmd.args[0]!;
       s.respond(REPLIES.userAccepted);
+      logCommand(s, 'USER', 'ok', 0);
       return;
     case 'PASS': {
       const user = s.pendingUser!;
@@ -61,6 +69,11 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
   }
 }
 
+/** TLS before passwords for `verb` in this session: deny for USER/PASS/APOP/AUTH while TLS is required and absent. */
+export function tlsGateVerdict(s: Pop3Session, verb: string): Verdict {
+  return authVerdict({ verb, listenerTls: s.deps.listener.tls, requireTls: requireTlsFor(s), tlsActive: s.tlsActive });
+}
+
 /** APOP needs the backend's greeting timestamp, so only when its greeting was relayed. */
 function apopAvailable(s: Pop3Session): boolean {
   return s.greetingLine !== null && /<[^<>@\s]+@[^<>\s]+>/.test(s.greetingLine);
@@ -70,6 +83,7 @@ function startAuth(s: Pop3Session, cmd: Command): void {
   if (cmd.args.length === 0) {
     // Not in RFC 5034, but Outlook and others ask: list what CAPA lists.
     s.respond(`+OK\r\n${mechanisms(s).join('\r\n')}${mechanisms(s).length > 0 ? '\r\n' : ''}.`);
+    logCommand(s, 'AUTH', 'ok', 0);
     return;
   }
   const mech = cmd.args[0]!.toUpperCase();
@@ -130,9 +144,12 @@ function saslStep(s: Pop3Session, step: SaslStep, arrival: number): void {
       if (step.reason === 'sasl-forbidden-chars') {
         // Looks like any failed login to the client; counted against the source.
         s.busy = true;
-        void failLogin(s, null, arrival, step.reason, true).catch((err) => s.internalError(err));
+        void failLogin(s, null, arrival, 'bad-credential-chars', true)
+          .then(() => logCommand(s, 'AUTH', 'err', Date.now() - arrival))
+          .catch((err) => s.internalError(err));
       } else {
         s.respond(REPLIES[step.reply]);
+        logCommand(s, 'AUTH', 'err', Date.now() - arrival);
       }
   }
 }
@@ -149,6 +166,8 @@ async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Pr
   s.phase = 'login-pending';
   try {
     await runLogin(s, attempt, arrival);
+    const verb = attempt.kind === 'apop' ? 'APOP' : attempt.kind === 'password' && attempt.credentials.mechanism === 'USER' ? 'PASS' : 'AUTH';
+    logCommand(s, verb, s.user !== null ? 'ok' : 'err', Date.now() - arrival);
   } catch (err) {
     s.internalError(err);
   }
@@ -159,9 +178,9 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   const ip = s.address.ip;
   const user = attemptUser(attempt);
   const mechanism = attempt.kind === 'password' ? attempt.credentials.mechanism : attempt.kind === 'apop' ? 'APOP' : attempt.mechanism;
-  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'forbidden-chars', true);
+  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', true);
   if (attempt.kind === 'password' && hasForbiddenChars(attempt.credentials.password.reveal())) {
-    return failLogin(s, user, arrival, 'forbidden-chars', true);
+    return failLogin(s, user, arrival, 'bad-credential-chars', true);
   }
   const check = await d.auth.check(ip, user ?? '');
   if (s.closing) return;
@@ -223,6 +242,7 @@ async function failLogin(
   const d = s.deps;
   if (count) await d.auth.recordFailure(s.address.ip, user ?? '', null);
   if (reason !== 'ip-locked' && reason !== 'user-locked') d.metrics.login('failed');
+  d.metrics.policyRefusal(reason);
   const delay = Math.max(d.auth.failureDelay(s.address.ip), floor);
   const wait = arrival + delay - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -230,7 +250,10 @@ async function failLogin(
   s.failedLogins++;
   // Failed logins feed the "many users from one source" signal (password spraying).
   if (user !== null) for (const sig of d.signals.onLogin(user, s.address.ip, false)) s.signal(sig);
-  s.auditLogin(reason === 'bad-credentials' || reason === 'forbidden-chars' ? 'err' : 'denied', { reason });
+  // The audit names the user the attempt was for (the session has none yet), so failed logins
+  // and lockouts show up in `npm run audit -- --user NAME`; a name with CR/LF/NUL is left out.
+  const attempted = user !== null && reason !== 'bad-credential-chars' ? { ...s.context, user } : s.context;
+  s.audit(loginRecord(attempted, reason === 'bad-credentials' || reason === 'bad-credential-chars' ? 'err' : 'denied', { reason }));
   s.log.info({ event: 'login', result: 'failed', reason, ms: Date.now() - arrival }, 'login failed');
   s.writeLine(REPLIES.authFailed);
   if (s.failedLogins >= d.config.policy.auth.maxAttemptsPerSession) {
@@ -238,6 +261,11 @@ async function failLogin(
     return;
   }
   resumeAuthorization(s);
+}
+
+/** The one log line per command handled here (transaction.ts logs the relayed ones). */
+function logCommand(s: Pop3Session, verb: string, result: 'ok' | 'err', ms: number): void {
+  s.log.info({ event: 'command', verb, result, ms }, 'command');
 }
 
 function resumeAuthorization(s: Pop3Session): void {

@@ -49,6 +49,8 @@ export interface SessionSnapshot {
 const MAX_INTERNAL_BODY = 64 * 1024;
 /** Unprocessed client bytes held while the session waits, before it stops reading. */
 const MAX_BUFFERED_INPUT = 32 * 1024;
+/** Replies the client has not read yet, past which the session stops reading its commands ('drain' resumes). */
+const MAX_UNREAD_OUTPUT = 64 * 1024;
 
 export class Pop3Session {
   readonly id = newSessionId();
@@ -208,7 +210,7 @@ export class Pop3Session {
       while (!this.busy && !this.closing && this.phase !== 'stls-pending') {
         // Also while the client leaves its replies unread: every command could add a reply
         // (CAPA, -ERR) to the socket's buffer, so reading on would let it grow without bound.
-        const unread = this.client.writableNeedDrain;
+        const unread = this.client.writableLength > MAX_UNREAD_OUTPUT;
         if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.backendBlocked || unread) {
           if (!this.inputPaused) {
             this.inputPaused = true;

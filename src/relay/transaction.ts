@@ -11,12 +11,28 @@ import type { Pop3Session } from './session.ts';
 
 const MESSAGE_VERBS = new Set(['RETR', 'TOP', 'DELE']);
 
-export function transactionCommand(s: Pop3Session, cmd: Command): void {
+export function transactionCommand(s: Pop3Session, cmd: Command, sizeAsked = false): void {
   const d = s.deps;
   const verb = cmd.verb;
   const msg = MESSAGE_VERBS.has(verb) ? Number(cmd.args[0]) : null;
+  if (verb === 'RETR' && msg !== null && s.rules !== null && s.rules.matched !== null && !s.sizes.has(msg) && !sizeAsked) {
+    // A rule may cap the session's bytes: learn the size (LIST n) before the verdict, so a
+    // message that would cross the cap is refused before any of it is relayed.
+    s.busy = true;
+    s.enqueue('internal', 'LIST', [String(msg)], {
+      multiline: false,
+      onReply: (r) => {
+        const size = r.ok ? Number(r.status.text.trim().split(/\s+/)[1]) : NaN;
+        if (Number.isFinite(size)) s.sizes.set(msg, size);
+        s.busy = false;
+        transactionCommand(s, cmd, true);
+      },
+    });
+    return;
+  }
   if (s.rules !== null) {
-    const verdict = s.rules.check(verb, msg === null ? null : (s.sizes.get(msg) ?? null));
+    // Only RETR relays the whole message; TOP's size is not known in advance.
+    const verdict = s.rules.check(verb, msg === null || verb !== 'RETR' ? null : (s.sizes.get(msg) ?? null));
     if (verdict.kind === 'deny') {
       s.policyRefusal(cmd, verdict);
       if (msg !== null) s.auditCommand(cmd, 'denied', { msg, uid: s.uids.get(msg) ?? null, reason: verdict.reason });
@@ -116,5 +132,6 @@ function quit(s: Pop3Session, cmd: Command): void {
 
 function logCommand(s: Pop3Session, verb: string, result: 'ok' | 'err', ms: number, msg: number | null = null): void {
   s.deps.metrics.command(verb, result, ms / 1000);
-  s.log.info({ event: 'command', verb, msg: msg ?? undefined, result, ms }, 'command');
+  // Not `msg`: that is pino's message key, and the message number would be overwritten.
+  s.log.info({ event: 'command', verb, msgNum: msg ?? undefined, result, ms }, 'command');
 }

@@ -18,6 +18,8 @@ export interface Pop3ConnectOptions {
   readGreeting?: boolean;
   /** Bytes written right after the TCP connection opens, before anything else (e.g. a PROXY header). */
   preamble?: Buffer | string;
+  /** Source address to connect from (e.g. 127.0.0.2: any 127/8 address works on Linux). */
+  localAddress?: string;
 }
 
 export interface MultilineReply {
@@ -66,10 +68,12 @@ export class Pop3TestClient {
         reject(new Error(`timed out after ${timeoutMs} ms waiting to connect to ${host}:${opts.port}`));
       }, timeoutMs);
       const tlsOptions = opts.tls === true ? { rejectUnauthorized: false } : opts.tls;
+      // tls.connect passes localAddress on to net.connect, though its option type does not list it.
+      const bind: object = opts.localAddress === undefined ? {} : { localAddress: opts.localAddress };
       const s: net.Socket =
         tlsOptions && !opts.preamble
-          ? tls.connect({ servername: net.isIP(host) ? undefined : host, ...tlsOptions, host, port: opts.port })
-          : net.connect({ host, port: opts.port });
+          ? tls.connect({ servername: net.isIP(host) ? undefined : host, ...tlsOptions, ...bind, host, port: opts.port })
+          : net.connect({ host, port: opts.port, ...bind });
       s.once(tlsOptions && !opts.preamble ? 'secureConnect' : 'connect', () => {
         clearTimeout(timer);
         s.removeAllListeners('error');

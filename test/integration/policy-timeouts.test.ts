@@ -1,0 +1,111 @@
+/**
+ * Timeouts end to end (issue 3): idle (a real Dovecot: the backend session is cut without QUIT,
+ * so a DELE never takes effect), auth (time allowed before login, however busy the client is),
+ * and backendReply (a scripted backend that stops answering).
+ */
+import fs from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
+import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
+import { Pop3TestClient } from '../harness/pop3-client.ts';
+import { startScriptBackend, type ScriptBackend, type ScriptConn } from '../harness/script-backend.ts';
+import { eventually, fakeBackend, receivedLines, sleep } from './policy-helpers.ts';
+
+describe('idle timeout (1s) in front of a real Dovecot', () => {
+  let dovecot: DovecotInstance;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    dovecot = await startDovecot();
+    gw = await startTestGateway(dovecot.port, { policy: { timeouts: { idle: '1s', auth: '30s' } } });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await dovecot?.stop();
+  });
+
+  it('ends an idle session with -ERR and a clean close, and cuts the backend without QUIT so a DELE never happens', async () => {
+    dovecot.addMessage('bob', 'Subject: keep me\r\n\r\nstill here\r\n');
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true, timeoutMs: 5000 });
+    await c.login('bob', 'bob-secret');
+    expect(await c.command('DELE 1')).toMatch(/^\+OK/);
+    const t0 = Date.now();
+    expect(await c.readLine(4000)).toBe('-ERR Idle timeout, closing connection.');
+    const waited = Date.now() - t0;
+    await c.waitClosed(3000);
+    expect(c.closeError).toBeNull(); // a FIN, not a reset
+    expect(waited).toBeGreaterThanOrEqual(900);
+    expect(waited).toBeLessThan(2500);
+    await eventually(() => /pop3\(bob\)[^\n]*Disconnected/.test(dovecot.readLog()), 'Dovecot to log the end of bob\'s session');
+    const line = dovecot.readLog().split('\n').find((l) => /pop3\(bob\)[^\n]*Disconnected/.test(l))!;
+    expect(line).not.toMatch(/Logged out/); // Dovecot logs "Logged out" only after a QUIT
+    // Still there (Dovecot moved it from new/ to cur/ when the mailbox was opened).
+    const files = dovecot.messageFiles('bob');
+    expect(files).toHaveLength(1);
+    expect(fs.readFileSync(files[0]!, 'utf8')).toContain('keep me');
+    await eventually(() => gw.auditLines().some((l) => l.event === 'disconnect' && l.user === 'bob'), 'the logout and disconnect records');
+    expect(gw.auditLines().find((l) => l.event === 'logout' && l.user === 'bob')).toMatchObject({ result: 'err', deleted: [], reason: 'quit-not-confirmed' });
+    expect(gw.auditLines().find((l) => l.event === 'disconnect' && l.user === 'bob')).toMatchObject({ reason: 'idle-timeout' });
+  });
+});
+
+describe('auth and backendReply timeouts against a scripted backend', () => {
+  let backend: ScriptBackend;
+  let gw: TestGateway;
+  const conns: ScriptConn[] = [];
+
+  beforeAll(async () => {
+    backend = await startScriptBackend(fakeBackend({ stall: ['RETR'], conns }));
+    gw = await startTestGateway(backend.port, { policy: { timeouts: { idle: '30s', auth: '800ms', backendReply: '500ms' } } });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await backend?.close();
+  });
+
+  it('closes a session that has not logged in within `auth`, even while it keeps sending commands', async () => {
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    const t0 = Date.now();
+    const replies: string[] = [];
+    let last = '';
+    while (!c.isClosed && Date.now() - t0 < 4000) {
+      try {
+        last = await c.command('CAPA', 3000);
+        if (last.startsWith('+OK')) await c.readMultiline(3000);
+        else break;
+        replies.push(last);
+      } catch {
+        break;
+      }
+      await sleep(150);
+    }
+    const elapsed = Date.now() - t0;
+    // The reply may have arrived while the loop slept: it is still in the buffer.
+    if (last.startsWith('+OK')) last = await c.readLine(1000);
+    expect(last).toBe('-ERR Authentication timeout, closing connection.');
+    await c.waitClosed(3000);
+    expect(replies.length).toBeGreaterThanOrEqual(3); // it was busy all along
+    expect(elapsed).toBeGreaterThanOrEqual(700);
+    expect(elapsed).toBeLessThan(2500);
+    await eventually(() => gw.auditLines().some((l) => l.event === 'disconnect' && l.reason === 'auth-timeout'), 'the disconnect record');
+  });
+
+  it('answers -ERR [SYS/TEMP] soon after the backend stops answering, closes the session and the backend connection', async () => {
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    await c.login('ok', 'right');
+    expect(await c.command('STAT')).toMatch(/^\+OK/);
+    const mine = conns.at(-1)!;
+    const t0 = Date.now();
+    expect(await c.command('RETR 1', 4000)).toBe('-ERR [SYS/TEMP] Mail server did not answer in time.');
+    const waited = Date.now() - t0;
+    await c.waitClosed(3000);
+    expect(waited).toBeGreaterThanOrEqual(400);
+    expect(waited).toBeLessThan(2000);
+    await mine.waitClosed(3000);
+    expect(receivedLines([mine])).not.toContain('QUIT');
+    await eventually(() => gw.auditLines().some((l) => l.event === 'disconnect' && l.reason === 'backend-timeout'), 'the disconnect record');
+    expect(gw.logs.lines().some((l) => l.event === 'session-end' && l.reason === 'backend-timeout')).toBe(true);
+  });
+});
