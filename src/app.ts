@@ -52,6 +52,7 @@ export type ConnectionLimiterFactory = (
 
 interface Generation {
   readonly config: GatewayConfig;
+  readonly auth: AuthLimiter;
   readonly deps: Map<string, SessionDeps>;
   readonly limiter: ConnectionLimiter;
   readonly backends: BackendDirectory;
@@ -135,9 +136,14 @@ export class Gateway {
 
   private async build(config: GatewayConfig): Promise<Generation> {
     const trusted = new NetworkSet(config.policy.trustedNetworks);
-    const auth = new AuthLimiter(config.policy.auth, trusted, this.store, { log: this.log });
+    const prev = this.gen as Generation | undefined;
+    // An unchanged auth policy keeps its limiter (and its in-memory lockout and retry memory).
+    const sameAuth = prev !== undefined && JSON.stringify([prev.config.policy.auth, prev.config.policy.trustedNetworks])
+      === JSON.stringify([config.policy.auth, config.policy.trustedNetworks]);
+    const auth = sameAuth ? prev.auth : new AuthLimiter(config.policy.auth, trusted, this.store, { log: this.log });
     this.metrics.setLockoutsGauge(() => auth.activeLockouts());
     const limiter = this.makeLimiter(config.policy.connections, trusted, this.store, config.policy.auth.ipv6Prefix);
+    if (prev !== undefined) limiter.continueFrom(prev.limiter);
     const backends = new BackendDirectory(config, this.log, this.metrics);
     await backends.start();
     const commands = new CommandPolicy(config.policy.commands.allow, config.listeners);
@@ -150,7 +156,7 @@ export class Gateway {
         audit: this.audit, metrics: this.metrics, signals, failureLatency: this.failureLatency,
       });
     }
-    return { config, deps, limiter, backends };
+    return { config, auth, deps, limiter, backends };
   }
 
   get config(): GatewayConfig {

@@ -21,8 +21,8 @@ export class ConnectionLimiter {
   readonly #store: CounterStore;
   readonly #ipv6Prefix: number;
   readonly #log: Logger;
-  readonly #perClient = new Map<string, number>();
-  #total = 0;
+  /** Live counts; shared with the limiter a reload replaces, whose sessions are still open. */
+  #counts: { readonly perClient: Map<string, number>; total: number } = { perClient: new Map(), total: 0 };
 
   constructor(
     cfg: PolicyConfig['connections'],
@@ -36,6 +36,14 @@ export class ConnectionLimiter {
     this.#store = store;
     this.#ipv6Prefix = ipv6Prefix;
     this.#log = opts.log ?? silentLogger;
+  }
+
+  /**
+   * Call before first use when this limiter replaces `previous` (a config reload): the
+   * connections still open under the old one keep counting against the new limits.
+   */
+  continueFrom(previous: ConnectionLimiter): void {
+    this.#counts = previous.#counts;
   }
 
   /** The counts and then the rate; a rate refusal gives its slot back. */
@@ -54,21 +62,21 @@ export class ConnectionLimiter {
     const { maxPerIp, maxTotal } = this.#cfg;
     const trusted = this.#trusted.contains(ip);
     const key = clientKey(ip, this.#ipv6Prefix);
-    const mine = this.#perClient.get(key) ?? 0;
+    const mine = this.#counts.perClient.get(key) ?? 0;
     if (!trusted && maxPerIp > 0 && mine >= maxPerIp) return { ok: false, reason: 'max-per-ip' };
-    if (maxTotal > 0 && this.#total >= maxTotal) return { ok: false, reason: 'max-total' };
-    this.#perClient.set(key, mine + 1);
-    this.#total += 1;
+    if (maxTotal > 0 && this.#counts.total >= maxTotal) return { ok: false, reason: 'max-total' };
+    this.#counts.perClient.set(key, mine + 1);
+    this.#counts.total += 1;
     let released = false;
     return {
       ok: true,
       release: () => {
         if (released) return;
         released = true;
-        this.#total -= 1;
-        const left = (this.#perClient.get(key) ?? 1) - 1;
-        if (left > 0) this.#perClient.set(key, left);
-        else this.#perClient.delete(key);
+        this.#counts.total -= 1;
+        const left = (this.#counts.perClient.get(key) ?? 1) - 1;
+        if (left > 0) this.#counts.perClient.set(key, left);
+        else this.#counts.perClient.delete(key);
       },
     };
   }
@@ -90,10 +98,10 @@ export class ConnectionLimiter {
   }
 
   active(): number {
-    return this.#total;
+    return this.#counts.total;
   }
 
   activeFor(ip: string): number {
-    return this.#perClient.get(clientKey(ip, this.#ipv6Prefix)) ?? 0;
+    return this.#counts.perClient.get(clientKey(ip, this.#ipv6Prefix)) ?? 0;
   }
 }

@@ -210,7 +210,7 @@ export class Pop3Session {
       while (!this.busy && !this.closing && this.phase !== 'stls-pending') {
         // Also while the client leaves its replies unread: every command could add a reply
         // (CAPA, -ERR) to the socket's buffer, so reading on would let it grow without bound.
-        const unread = this.client.writableLength > MAX_UNREAD_OUTPUT;
+        const unread = this.client.writableNeedDrain && this.client.writableLength > MAX_UNREAD_OUTPUT;
         if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.backendBlocked || unread) {
           if (!this.inputPaused) {
             this.inputPaused = true;
