@@ -6,22 +6,13 @@
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { startScriptBackend, type ScriptBackend } from '../harness/script-backend.ts';
-import { assertNoSecrets, auditWhen, fakePop3, hostileConfig, sleep, waitUntil, type FakePop3, type FakePop3Options } from './helpers.ts';
+import { assertNoSecrets, auditWhen, fakePop3, hostileConfig, sleep, waitUntil, type FakePop3, type FakePop3Options, stopAfterEach } from './helpers.ts';
 
-const running: Array<{ stop(): Promise<void> } | { close(): Promise<void> }> = [];
-
-afterEach(async () => {
-  const all = running.splice(0).reverse();
-  try {
-    for (const r of all) if ('logs' in r) assertNoSecrets(r as TestGateway);
-  } finally {
-    for (const r of all) await ('stop' in r ? r.stop() : r.close());
-  }
-});
+const running = stopAfterEach();
 
 const UNAVAILABLE = '-ERR [SYS/TEMP] Mail server temporarily unavailable, try again later.';
 const TIMEOUT = '-ERR [SYS/TEMP] Mail server did not answer in time.';

@@ -11,6 +11,8 @@ import { runInNewContext } from 'node:vm';
 import type { Gateway } from '../../src/app.ts';
 import type { Pop3Session } from '../../src/relay/session.ts';
 import type { ScriptConn } from '../harness/script-backend.ts';
+import type { TestGateway } from '../harness/gateway.ts';
+import { afterEach } from 'vitest';
 
 export interface FakeState {
   user: string | null;
@@ -259,4 +261,24 @@ export function assertNoSecrets(g: { logs: { text(): string }; auditLines(): Arr
   for (const secret of SECRETS) {
     if (text.includes(secret)) throw new Error(`a password (${secret.slice(0, 2)}…) appears in the gateway's logs or audit`);
   }
+}
+
+type Running = { stop(): Promise<void> } | { close(): Promise<void> };
+
+/**
+ * What a test starts (gateways, fake backends) goes in the returned list; after each
+ * test every gateway's logs and audit are checked for leaked passwords, then all of
+ * it is stopped, newest first.
+ */
+export function stopAfterEach(): Running[] {
+  const running: Running[] = [];
+  afterEach(async () => {
+    const all = running.splice(0).reverse();
+    try {
+      for (const r of all) if ('logs' in r) assertNoSecrets(r as TestGateway);
+    } finally {
+      for (const r of all) await ('stop' in r ? r.stop() : r.close());
+    }
+  });
+  return running;
 }

@@ -2,22 +2,13 @@
  * Line and size limits, both directions: what a client or a backend can make
  * the gateway hold, and what happens when either breaks the framing rules.
  */
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { startScriptBackend, type ScriptBackend } from '../harness/script-backend.ts';
-import { assertNoSecrets, auditWhen, fakePop3, hostileConfig, liveSessions, sleep, waitUntil, type FakePop3, type FakePop3Options } from './helpers.ts';
+import { assertNoSecrets, auditWhen, fakePop3, hostileConfig, liveSessions, sleep, waitUntil, type FakePop3, type FakePop3Options, stopAfterEach } from './helpers.ts';
 
-const running: Array<{ stop(): Promise<void> } | { close(): Promise<void> }> = [];
-
-afterEach(async () => {
-  const all = running.splice(0).reverse();
-  try {
-    for (const r of all) if ('logs' in r) assertNoSecrets(r as TestGateway);
-  } finally {
-    for (const r of all) await ('stop' in r ? r.stop() : r.close());
-  }
-});
+const running = stopAfterEach();
 
 async function setUp(opts: FakePop3Options = {}, extra: Record<string, unknown> = {}): Promise<{ fake: FakePop3; b: ScriptBackend; g: TestGateway }> {
   const fake = fakePop3(opts);

@@ -4,23 +4,14 @@
  * gateway stops reading the client instead); what it holds stays bounded.
  */
 import type net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startDovecot } from '../harness/dovecot.ts';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { startScriptBackend } from '../harness/script-backend.ts';
-import { assertNoSecrets, fakePop3, hostileConfig, liveSessions, sleep, waitUntil } from './helpers.ts';
+import { assertNoSecrets, fakePop3, hostileConfig, liveSessions, sleep, waitUntil, stopAfterEach } from './helpers.ts';
 
-const running: Array<{ stop(): Promise<void> } | { close(): Promise<void> }> = [];
-
-afterEach(async () => {
-  const all = running.splice(0).reverse();
-  try {
-    for (const r of all) if ('logs' in r) assertNoSecrets(r as TestGateway);
-  } finally {
-    for (const r of all) await ('stop' in r ? r.stop() : r.close());
-  }
-});
+const running = stopAfterEach();
 
 function linesIn(buf: Buffer): number {
   let n = 0;

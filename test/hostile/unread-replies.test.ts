@@ -4,21 +4,12 @@
  * reading the client instead, and answers everything once the client reads.
  */
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { startScriptBackend } from '../harness/script-backend.ts';
-import { assertNoSecrets, fakePop3, hostileConfig, liveSessions, sleep, waitUntil } from './helpers.ts';
+import { assertNoSecrets, fakePop3, hostileConfig, liveSessions, sleep, waitUntil, stopAfterEach } from './helpers.ts';
 
-const running: Array<{ stop(): Promise<void> } | { close(): Promise<void> }> = [];
-
-afterEach(async () => {
-  const all = running.splice(0).reverse();
-  try {
-    for (const r of all) if ('logs' in r) assertNoSecrets(r as TestGateway);
-  } finally {
-    for (const r of all) await ('stop' in r ? r.stop() : r.close());
-  }
-});
+const running = stopAfterEach();
 
 describe('a client that does not read its replies', () => {
   it('stops reading a client that does not read its replies, then answers every command once it does', async () => {
