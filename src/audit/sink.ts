@@ -48,6 +48,8 @@ export interface AuditSinkOptions {
   now?: () => Date;
   /** Bytes the destination may buffer while the disk lags; past it records are dropped (and logged). */
   maxBufferBytes?: number;
+  /** Write each record before returning (tests read the file right after a reply); default async. */
+  sync?: boolean;
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
@@ -77,7 +79,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
   }
   const dest = pino.destination({
     dest: file,
-    sync: false,
+    sync: opts.sync === true,
     mkdir: true,
     append: true,
     maxLength: opts.maxBufferBytes ?? DEFAULT_MAX_BUFFER,

@@ -7,6 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { Gateway } from '../../src/app.ts';
+import { createAuditSink } from '../../src/audit/sink.ts';
 import { validateConfig } from '../../src/config/validate.ts';
 import type { GatewayConfig } from '../../src/config/schema.ts';
 import { REDACT_PATHS } from '../../src/log/logger.ts';
@@ -61,7 +62,10 @@ export async function startTestGateway(backendPort: number, overrides: Raw = {},
   if (!result.ok) throw new Error(`test config invalid: ${JSON.stringify(result.problems, null, 1)}`);
   const logs = captureLogs();
   const logger = pino({ level: 'trace', redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, logs.stream);
-  const gw = await Gateway.start(result.config, { logger, env, ephemeralPorts: true });
+  // A synchronous audit sink: a record is in the file before the client sees the reply,
+  // so tests can read the audit right after a command without polling.
+  const auditSink = await createAuditSink(result.config.logging, { key: env.POP3GW_AUDIT_KEY ?? null, log: logger, sync: true });
+  const gw = await Gateway.start(result.config, { logger, env, ephemeralPorts: true, auditSink });
   const port: Record<string, number> = {};
   for (const [name, a] of Object.entries(gw.addresses())) port[name] = a.port;
   if (gw.adminPort !== null) port.admin = gw.adminPort;

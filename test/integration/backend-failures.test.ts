@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
+import { waitForAudit } from '../harness/audit-wait.ts';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { freePort } from '../harness/ports.ts';
@@ -49,7 +50,7 @@ describe('a backend port where nothing listens', () => {
     expect(second.value).toMatch(SYS_TEMP);
     expect(second.ms).toBeLessThan(1000);
     expect(await c.quit()).toMatch(/^\+OK/);
-    const logins = onLogin.auditLines().filter((l) => l.event === 'login');
+    const logins = await waitForAudit(onLogin, (l) => l.event === 'login', { count: 2 });
     expect(logins.map((l) => l.reason)).toEqual(['backend-unavailable', 'backend-unavailable']);
   });
 
