@@ -3,6 +3,7 @@
  * starts listeners and the admin endpoint, reloads and stops. Nothing else
  * creates long-lived objects.
  */
+import { lifecycleLogger } from './log/lifecycle.ts';
 import { access } from 'node:fs/promises';
 import { createAuditSink, type AuditSink } from './audit/sink.ts';
 import { DEFAULT_SIGNALS, SignalDetector } from './audit/signals.ts';
@@ -127,7 +128,7 @@ export class Gateway {
       });
       const addr = await listener.listen(l.host, opts.ephemeralPorts === true ? 0 : l.port);
       gw.listeners.push(listener);
-      log.info({ event: 'listening', listener: l.name, host: addr.address, port: addr.port, tls: l.tls }, 'listening');
+      lifecycleLogger(log).info({ event: 'listening', listener: l.name, host: addr.address, port: addr.port, tls: l.tls }, 'listening');
     }
     await gw.startAdmin(config);
     gw.watchCertificates(config);
@@ -182,7 +183,7 @@ export class Gateway {
       health: () => this.health(),
       log: this.log,
     });
-    this.log.info({ event: 'listening', listener: 'admin', host: config.admin.host, port: this.admin.port }, 'admin endpoint listening');
+    lifecycleLogger(this.log).info({ event: 'listening', listener: 'admin', host: config.admin.host, port: this.admin.port }, 'admin endpoint listening');
   }
 
   /** What /healthz reports: listening, backend reachable, not stopping. */

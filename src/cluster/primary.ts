@@ -18,6 +18,7 @@
  * Log lines carry `role: primary`; once every worker is up it logs one `listening` line per
  * listener, like a single process does (each worker logs its own as well).
  */
+import { lifecycleLogger } from '../log/lifecycle.ts';
 import cluster, { type Worker } from 'node:cluster';
 import { runtimeProblems } from '../app.ts';
 import { startAdminServer, type AdminServer, type SessionView } from '../admin/server.ts';
@@ -176,7 +177,7 @@ class ClusterPrimary {
       this.announced = true;
       for (const l of this.config.listeners) {
         const a = entry.listeners[l.name] ?? { host: l.host, port: l.port };
-        this.log.info({ event: 'listening', listener: l.name, host: a.host, port: a.port, tls: l.tls, workers: this.workers }, 'listening');
+        lifecycleLogger(this.log).info({ event: 'listening', listener: l.name, host: a.host, port: a.port, tls: l.tls, workers: this.workers }, 'listening');
       }
     }
   }
@@ -246,7 +247,7 @@ class ClusterPrimary {
       },
       log: this.log,
     });
-    this.log.info({ event: 'listening', listener: 'admin', host: config.admin.host, port: this.admin.port }, 'admin endpoint listening');
+    lifecycleLogger(this.log).info({ event: 'listening', listener: 'admin', host: config.admin.host, port: this.admin.port }, 'admin endpoint listening');
   }
 
   private async reload(): Promise<void> {

@@ -47,6 +47,7 @@ export interface SessionSnapshot {
 
 /** Internal bodies the gateway keeps for itself (CAPA, UIDL n) stay small. */
 const MAX_INTERNAL_BODY = 64 * 1024;
+const SESSION_CLOSED = Object.freeze(Object.assign(new Error('session closed'), { code: 'CLOSED' }));
 /** Unprocessed client bytes held while the session waits, before it stops reading. */
 const MAX_BUFFERED_INPUT = 32 * 1024;
 /** Replies the client has not read yet, past which the session stops reading its commands ('drain' resumes). */
@@ -599,7 +600,8 @@ export class Pop3Session {
     if (this.closing) return;
     this.closing = true;
     this.phase = 'closed';
-    this.abort.abort();
+    // A ready-made reason: abort() without one builds a DOMException (and its stack) per session.
+    this.abort.abort(SESSION_CLOSED);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     // Without a confirmed QUIT the backend connection is cut, so it never enters UPDATE.
     this.backend?.conn.socket.destroy();
