@@ -1,0 +1,189 @@
+/**
+ * The gateway as an operator runs it: `node --import tsx src/cli.ts --config
+ * FILE` in a child process, so its CPU time and RSS can be read from /proc.
+ * Ready when every listener has logged `"msg":"listening"` (or, when the log
+ * level hides info lines, when every port accepts a connection).
+ */
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import YAML from 'yaml';
+import { spawnServer, stopChild } from '../../test/harness/child-processes.ts';
+import { freePort, waitForPort } from '../../test/harness/ports.ts';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+export interface GatewayProcessOptions {
+  /** Folder for gateway.yaml and the audit log (the caller creates and removes it). */
+  dir: string;
+  backendPort: number;
+  certFile: string;
+  keyFile: string;
+  level: 'warn' | 'info';
+  audit: boolean;
+  /** Merged into `policy` (e.g. auth failure limits for the soak). */
+  policy?: Record<string, unknown>;
+  startTimeoutMs?: number;
+  /** Extra node options before `--import tsx`, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
+  nodeArgs?: string[];
+  /** Start with `--inspect=127.0.0.1:0` (for a forced GC and memoryUsage(); see inspector.ts). */
+  inspect?: boolean;
+}
+
+export interface GatewayProcess {
+  pid: number;
+  /** Ports by listener name: pop3s (implicit TLS), pop3 (STLS). */
+  ports: { pop3s: number; pop3: number };
+  configFile: string;
+  auditFile: string | null;
+  /** The inspector's ws:// URL when started with `inspect`. */
+  inspectorUrl: string | null;
+  /** JSON log lines seen on stdout, by level name. */
+  logCounts(): Record<string, number>;
+  /** Lines at warn and above, counted by "level event" (event from the line's `event` field). */
+  eventCounts(): Record<string, number>;
+  /** Last lines of stderr and of non-JSON stdout, for error reports. */
+  outputTail(): string;
+  exited(): boolean;
+  stop(): Promise<void>;
+}
+
+const LEVEL_NAMES: Record<number, string> = { 10: 'trace', 20: 'debug', 30: 'info', 40: 'warn', 50: 'error', 60: 'fatal' };
+
+export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<GatewayProcess> {
+  // A port from freePort() can be taken by another process before the gateway binds it: retry on that.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startOnce(opts);
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+    }
+  }
+}
+
+async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
+  const pop3s = await freePort();
+  const pop3 = await freePort();
+  const auditFile = opts.audit ? path.join(opts.dir, 'audit.log') : null;
+  const config = {
+    listeners: [
+      { name: 'pop3s', host: '127.0.0.1', port: pop3s, tls: 'implicit' },
+      { name: 'pop3', host: '127.0.0.1', port: pop3, tls: 'starttls' },
+    ],
+    tls: { cert: opts.certFile, key: opts.keyFile },
+    backend: { host: '127.0.0.1', port: opts.backendPort },
+    policy: {
+      connections: { maxPerIp: 100000, maxTotal: 100000 },
+      ...opts.policy,
+      auth: { failureDelay: '0s', ...(opts.policy?.auth as Record<string, unknown> | undefined) },
+    },
+    logging: { level: opts.level, audit: auditFile },
+    admin: { port: null },
+    shutdownGrace: '2s',
+  };
+  const configFile = path.join(opts.dir, 'gateway.yaml');
+  fs.writeFileSync(configFile, YAML.stringify(config));
+
+  const child = spawnServer(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []), '--import', 'tsx', 'src/cli.ts', '--config', configFile], { cwd: REPO_ROOT });
+  const counts: Record<string, number> = {};
+  const events: Record<string, number> = {};
+  const tail: string[] = [];
+  const keepTail = (line: string): void => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+  };
+  const listening = new Set<string>();
+  let onListening: () => void = () => undefined;
+  let stdoutRest = '';
+  child.stdout?.setEncoding('utf8');
+  child.stdout?.on('data', (chunk: string) => {
+    const lines = (stdoutRest + chunk).split('\n');
+    stdoutRest = lines.pop() ?? '';
+    for (const line of lines) {
+      if (line === '') continue;
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        keepTail(`stdout: ${line}`);
+        continue;
+      }
+      const level = typeof rec.level === 'number' ? (LEVEL_NAMES[rec.level] ?? String(rec.level)) : String(rec.level);
+      counts[level] = (counts[level] ?? 0) + 1;
+      if (level !== 'info' && level !== 'debug' && level !== 'trace') {
+        keepTail(`log: ${line.slice(0, 500)}`);
+        const key = `${level} ${typeof rec.event === 'string' ? rec.event : String(rec.msg)}`;
+        events[key] = (events[key] ?? 0) + 1;
+      }
+      if (rec.msg === 'listening' && typeof rec.listener === 'string') {
+        listening.add(rec.listener);
+        onListening();
+      }
+    }
+  });
+  child.stderr?.setEncoding('utf8');
+  let inspectorUrl: string | null = null;
+  child.stderr?.on('data', (chunk: string) => {
+    for (const l of chunk.split('\n').filter((x) => x !== '')) {
+      const m = /^Debugger listening on (ws:\/\/\S+)/.exec(l);
+      if (m !== null) inspectorUrl = m[1]!;
+      else if (!/^(For help, see: https:\/\/nodejs\.org|Debugger attached\.|Debugger ending on |Waiting for the debugger)/.test(l)) keepTail(`stderr: ${l}`);
+    }
+  });
+  let exitInfo: string | null = null;
+  child.once('exit', (code, signal) => (exitInfo = `exited with ${code ?? signal}`));
+  const outputTail = () => tail.join('\n');
+
+  const timeoutMs = opts.startTimeoutMs ?? 20_000;
+  try {
+    await waitReady(child, () => exitInfo, timeoutMs, opts.level === 'info'
+      ? new Promise<void>((resolve) => {
+        onListening = () => {
+          if (listening.has('pop3s') && listening.has('pop3')) resolve();
+        };
+        onListening();
+      })
+      : Promise.all([waitForPort('127.0.0.1', pop3s, timeoutMs), waitForPort('127.0.0.1', pop3, timeoutMs)]).then(() => undefined));
+    if (opts.inspect === true && inspectorUrl === null) throw new Error('started with --inspect but printed no inspector URL');
+  } catch (err) {
+    await stopChild(child, 'SIGTERM', 5000);
+    throw new Error(`gateway did not start: ${(err as Error).message}\n${outputTail()}`);
+  }
+
+  return {
+    pid: child.pid!,
+    ports: { pop3s, pop3 },
+    configFile,
+    auditFile,
+    inspectorUrl,
+    logCounts: () => ({ ...counts }),
+    eventCounts: () => ({ ...events }),
+    outputTail,
+    exited: () => exitInfo !== null,
+    stop: () => stopChild(child, 'SIGTERM', 5000),
+  };
+}
+
+function waitReady(child: ChildProcess, exitInfo: () => string | null, timeoutMs: number, ready: Promise<void>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`not ready within ${timeoutMs} ms`)), timeoutMs);
+    const onExit = () => {
+      clearTimeout(timer);
+      reject(new Error(`gateway ${exitInfo() ?? 'exited'} during startup`));
+    };
+    child.once('exit', onExit);
+    ready.then(
+      () => {
+        clearTimeout(timer);
+        child.removeListener('exit', onExit);
+        resolve();
+      },
+      (err: unknown) => {
+        clearTimeout(timer);
+        child.removeListener('exit', onExit);
+        reject(err instanceof Error ? err : new Error(String(err)));
+      },
+    );
+  });
+}

@@ -1,0 +1,149 @@
+/**
+ * Turns the measurements into the printed table (with ratios and the issue's
+ * targets) and the JSON written to bench/results/latest.json.
+ */
+import type { BulkResult, IdleMemoryResult, NoopResult, SessionRateResult } from './measure.ts';
+import type { MachineInfo } from './proc-stats.ts';
+import { fmt, ratio, round, table } from './stats.ts';
+
+export interface TargetResult {
+  label: string;
+  endpoint: string;
+  bulkBig: BulkResult;
+  bulkSmall: BulkResult;
+  sessions: SessionRateResult;
+  noop: NoopResult;
+  /** Gateway only: RSS per idle connection, handshake-only and then logged in. */
+  idle: IdleMemoryResult | null;
+  /** Gateway only: JSON log lines by level and audit file size at the end of its run. */
+  gatewayLogLines?: Record<string, number>;
+  auditBytes?: number | null;
+}
+
+export interface BenchResults {
+  schema: 1;
+  startedAt: string;
+  durationS: number;
+  machine: MachineInfo;
+  /** Other work on the machine disturbs the figures: the 1-minute load average at start and end. */
+  loadAverage1m: { start: number; end: number };
+  settings: Record<string, unknown>;
+  notes: string[];
+  targets: Record<string, TargetResult>;
+  comparisons: Record<string, number | null>;
+  issueTargets: Record<string, string>;
+}
+
+export const ISSUE_TARGETS = {
+  gatewayCpuSPerGiB: '~1.5 CPU s per GiB relayed',
+  sessionsVsDovecotTls: '~0.9× Dovecot\'s own TLS sessions/s',
+  gatewayCpuMsPerSession: '~1.5 CPU ms per session',
+  noopAddedUs: '+50–90 µs NOOP latency over plain Dovecot',
+  kibPerIdleSession: '~18–21 KiB per idle session',
+};
+
+const num = (v: number | null | undefined): number | null => (v === undefined || v === null || !Number.isFinite(v) ? null : v);
+
+export function comparisons(t: Record<string, TargetResult>): Record<string, number | null> {
+  const plain = t.dovecotPlain;
+  const dtls = t.dovecotTls;
+  const out: Record<string, number | null> = {};
+  for (const key of Object.keys(t).filter((k) => k.startsWith('gateway'))) {
+    const g = t[key]!;
+    out[`${key}.sessionsPerSecVsDovecotTls`] = dtls ? round(g.sessions.perSecond / dtls.sessions.perSecond, 3) : null;
+    out[`${key}.retrBigMibPerSecVsDovecotTls`] = dtls ? round(g.bulkBig.mibPerSec / dtls.bulkBig.mibPerSec, 3) : null;
+    out[`${key}.retrBigMibPerSecVsDovecotPlain`] = plain ? round(g.bulkBig.mibPerSec / plain.bulkBig.mibPerSec, 3) : null;
+    out[`${key}.noopP50AddedUsOverPlain`] = plain ? round(g.noop.p50Us - plain.noop.p50Us, 1) : null;
+    out[`${key}.noopP99AddedUsOverPlain`] = plain ? round(g.noop.p99Us - plain.noop.p99Us, 1) : null;
+    out[`${key}.noopP50AddedUsOverDovecotTls`] = dtls ? round(g.noop.p50Us - dtls.noop.p50Us, 1) : null;
+    const pipe = t.nodePipe;
+    const cpuRatio = (a: number | null, b: number | null | undefined) => (a === null || b === null || b === undefined || b === 0 ? null : round(a / b, 3));
+    out[`${key}.cpuPerGiBVsNodePipe`] = cpuRatio(g.bulkBig.gatewayCpuSPerGiB, pipe?.bulkBig.gatewayCpuSPerGiB);
+    out[`${key}.cpuPerSessionVsNodePipe`] = cpuRatio(g.sessions.gatewayCpuMsPerSession, pipe?.sessions.gatewayCpuMsPerSession);
+    out[`${key}.sessionsPerSecVsNodePipe`] = pipe ? round(g.sessions.perSecond / pipe.sessions.perSecond, 3) : null;
+  }
+  if (plain && dtls) out['dovecotTls.noopP50AddedUsOverPlain'] = round(dtls.noop.p50Us - plain.noop.p50Us, 1);
+  return out;
+}
+
+export function renderTable(r: BenchResults): string {
+  const keys = Object.keys(r.targets);
+  const T = keys.map((k) => r.targets[k]!);
+  const gwKeys = keys.filter((k) => k.startsWith('gateway'));
+  const plain = r.targets.dovecotPlain ?? null;
+  const dtls = r.targets.dovecotTls ?? null;
+  const firstGw = gwKeys.length > 0 ? r.targets[gwKeys[0]!]! : null;
+  const pipe = r.targets.nodePipe ?? null;
+  const header = ['metric', ...T.map((t) => t.label), 'gw/plain', 'gw/TLS', 'gw/pipe', 'target (issue)'];
+  type Get = (t: TargetResult) => number | null;
+  /**
+   * A metric row with the gateway's (first variant) ratios: ÷ Dovecot plain, ÷ Dovecot TLS and
+   * ÷ the Node pipe reference ('all'), only ÷ the pipe ('pipe'), or none.
+   */
+  const row = (metric: string, get: Get, digits: number, target = '', ratios: 'all' | 'pipe' | 'none' = 'all'): string[] => {
+    const g = firstGw === null ? null : num(get(firstGw));
+    const vs = (t: TargetResult | null) => ratio(g, t === null ? null : num(get(t)));
+    return [
+      metric,
+      ...T.map((t) => fmt(num(get(t)), digits)),
+      ratios === 'all' ? vs(plain) : '',
+      ratios === 'all' ? vs(dtls) : '',
+      ratios !== 'none' ? vs(pipe) : '',
+      target,
+    ];
+  };
+  const any = T[0];
+  const big = `${any?.bulkBig.messageMiB ?? '?'} MiB ×${any?.bulkBig.repeats ?? '?'}`;
+  const small = `${any?.bulkSmall.messageMiB ?? '?'} MiB ×${any?.bulkSmall.repeats ?? '?'}`;
+  const rows: string[][] = [
+    header,
+    row(`RETR ${big}, MiB/s`, (t) => t.bulkBig.mibPerSec, 1),
+    row(`RETR ${small}, MiB/s`, (t) => t.bulkSmall.mibPerSec, 1),
+    row('proxy CPU s per GiB relayed', (t) => t.bulkBig.gatewayCpuSPerGiB, 2, '~1.5', 'pipe'),
+    row('proxy RSS before → peak during RETR, MiB', () => null, 0, 'flat', 'none'),
+    row(`full sessions/s, ${any?.sessions.concurrency ?? '?'} concurrent`, (t) => t.sessions.perSecond, 1, '~0.9× TLS'),
+    row('proxy CPU ms per session', (t) => t.sessions.gatewayCpuMsPerSession, 2, '~1.5', 'pipe'),
+    row('Dovecot CPU ms per session (all procs)', (t) => t.sessions.dovecotCpuMsPerSession, 2),
+    row('session wall time p50, ms', (t) => t.sessions.p50Ms, 1),
+    row('session errors', (t) => t.sessions.errors, 0, '', 'none'),
+    row('NOOP p50, µs', (t) => t.noop.p50Us, 0),
+    row('NOOP p99, µs', (t) => t.noop.p99Us, 0),
+    row('NOOP p50 added over plain Dovecot, µs', (t) => (plain === null ? null : t.noop.p50Us - plain.noop.p50Us), 0, '+50–90', 'none'),
+    row('idle logged-in TLS session, RSS KiB each', (t) => t.idle?.kibPerLoggedIn ?? null, 1, '~18–21', 'none'),
+    row('  handshake-only TLS conn, RSS KiB', (t) => t.idle?.kibPerHandshakeOnly ?? null, 1, '', 'none'),
+    row('  added by logging in, RSS KiB', (t) => t.idle?.kibLoginIncrement ?? null, 1, '', 'none'),
+    row('idle logged-in session, heap+ext KiB', (t) => t.idle?.heapKibPerLoggedIn ?? null, 1, '~18–21', 'none'),
+    row('  handshake-only, heap+ext KiB', (t) => t.idle?.heapKibPerHandshakeOnly ?? null, 1, '', 'none'),
+    row('others\' CPU during sessions/s, cores', (t) => t.sessions.cpu.othersS / t.sessions.cpu.wallS, 2, '0 = quiet', 'none'),
+    row(`others' CPU during RETR ${big}, cores`, (t) => t.bulkBig.cpu.othersS / t.bulkBig.cpu.wallS, 2, '0 = quiet', 'none'),
+  ];
+  // The RSS row shows "before → peak" text rather than one number.
+  const rssRow = rows.findIndex((x) => x[0]!.startsWith('proxy RSS'));
+  T.forEach((t, i) => {
+    const b = t.bulkBig;
+    rows[rssRow]![i + 1] = b.gatewayPeakRssMiB === null ? '–' : `${fmt(b.gatewayRssBeforeMiB, 0)}→${fmt(b.gatewayPeakRssMiB, 0)}`;
+  });
+  const lines = [
+    `machine: ${r.machine.cpuModel}, ${r.machine.cores} cores, ${r.machine.memoryGiB} GiB, Node ${r.machine.node}, Linux ${r.machine.kernel}`,
+    `run: ${r.startedAt}, ${r.durationS} s; load average (1 min) ${r.loadAverage1m.start.toFixed(2)} at start, ${r.loadAverage1m.end.toFixed(2)} at end`,
+    '',
+    table(rows),
+    '',
+    'columns: ' + T.map((t) => `${t.label} = ${t.endpoint}`).join('; '),
+    `ratios: ${firstGw?.label ?? 'gateway'} ÷ Dovecot plain, ÷ Dovecot TLS, ÷ Node TLS pipe (for times, CPU and sizes, > 1 means the gateway costs more)`,
+  ];
+  for (const k of gwKeys) {
+    const g = r.targets[k]!;
+    const m = g.idle;
+    if (m !== null) {
+      const mib = (k: number | null) => (k === null ? '–' : (k / 1024).toFixed(1));
+      const pts = [m.before, m.handshake, m.loggedIn, m.afterClose];
+      lines.push(`${g.label}: ${m.sessions} idle TLS connections (before → handshake only → logged in → closed): `
+        + `RSS ${pts.map((p) => mib(p.rssKiB)).join(' → ')} MiB; heap+external after GC ${pts.map((p) => mib(p.heapExternalKiB)).join(' → ')} MiB; `
+        + `fds ${pts.map((p) => p.fds).join(' → ')}`);
+    }
+    if (g.gatewayLogLines) lines.push(`${g.label}: log lines by level ${JSON.stringify(g.gatewayLogLines)}; audit ${g.auditBytes === null || g.auditBytes === undefined ? 'off' : `${g.auditBytes} bytes`}`);
+  }
+  if (r.notes.length > 0) lines.push('', ...r.notes.map((n) => `note: ${n}`));
+  return lines.join('\n');
+}
