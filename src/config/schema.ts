@@ -16,6 +16,11 @@ export interface ListenerConfig {
   readonly requireTls: boolean;
   /** True when the YAML said `requireTls` explicitly (a `none` listener needs that to allow plaintext auth). */
   readonly requireTlsExplicit: boolean;
+  /**
+   * `requireTls: report`: plaintext logins are let through but audited as "would refuse"
+   * (reason tls-required), so a fleet of legacy clients can be found before enforcing.
+   */
+  readonly requireTlsReport?: boolean;
   readonly proxyProtocol: boolean;
   /** CIDRs allowed to send a PROXY header (default: loopback only). */
   readonly trustedProxies: readonly string[];

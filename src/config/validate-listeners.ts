@@ -13,6 +13,10 @@ const listenerName = spec<string>('a name of letters, digits, ".", "_" and "-"',
 
 const listenerTls = oneOf<ListenerTls>(['implicit', 'starttls', 'none']);
 
+// `report`: enforce nothing, audit every plaintext login as "would refuse" (a rollout step).
+const requireTlsValue = spec<boolean | 'report'>('true, false or report', (v) =>
+  typeof v === 'boolean' || v === 'report' ? v : INVALID);
+
 /** A listener as read: a required key that was missing or invalid (and reported) is undefined. */
 export type ListenerDraft = {
   readonly [K in keyof ListenerConfig]: ListenerConfig[K] | (K extends 'name' | 'host' | 'port' | 'tls' ? undefined : never);
@@ -44,21 +48,23 @@ function readListener(problems: Problems, value: unknown, path: Path): ListenerD
   const port = s.req('port', bindPort);
   const tls = s.req('tls', listenerTls);
   const requireTlsExplicit = s.has('requireTls');
-  const requireTls = s.opt('requireTls', bool, DEFAULTS.listenerRequireTls);
+  const requireTlsRaw = s.opt('requireTls', requireTlsValue, DEFAULTS.listenerRequireTls);
+  const requireTlsReport = requireTlsRaw === 'report';
+  const requireTls = requireTlsRaw !== false;
   const proxyProtocol = s.opt('proxyProtocol', bool, false);
   const trustedProxies = s.opt('trustedProxies', listOf(cidr), [...DEFAULTS.trustedProxies]);
   const allow = s.sub('commands', ['allow']).opt('allow', nullable(verbList), null);
 
   // Without TLS there is no STLS to satisfy requireTls, so no login could ever succeed.
   // Left implicit, requireTls stays true and the app refuses plaintext auth: safe by default.
-  if (tls === 'none' && requireTlsExplicit && requireTls) {
+  if (tls === 'none' && requireTlsExplicit && requireTls && !requireTlsReport) {
     problems.add(
       s.at('requireTls'),
       'a tls:none listener with requireTls:true can never authenticate',
       'requireTls: false (explicitly) or tls: starttls',
     );
   }
-  return { name, host: hostName, port, tls, requireTls, requireTlsExplicit, proxyProtocol, trustedProxies, allow };
+  return { name, host: hostName, port, tls, requireTls, requireTlsExplicit, requireTlsReport, proxyProtocol, trustedProxies, allow };
 }
 
 /** The finished listener, or null when a required key is missing. */

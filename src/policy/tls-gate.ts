@@ -43,6 +43,8 @@ function hostTrusted(host: string, trusted: NetworkSet): boolean {
  */
 export function effectiveRequireTls(l: ListenerConfig, trusted: NetworkSet): boolean {
   if (l.tls === 'implicit') return false;
+  // Report mode enforces nothing (CAPA then offers USER/SASL too); the session audits instead.
+  if (l.requireTlsReport === true) return false;
   if (l.tls === 'none' && !l.requireTlsExplicit && listenerLocal(l, trusted)) return false;
   return l.requireTls;
 }
@@ -69,7 +71,9 @@ export function startupWarnings(listeners: readonly ListenerConfig[], trusted: N
   listeners.forEach((l, i) => {
     const where = `listeners[${i}] (${l.name})`;
     if (!l.requireTlsExplicit || l.tls === 'implicit') return;
-    if (!l.requireTls) {
+    if (l.requireTlsReport === true) {
+      warnings.push(`${where}: requireTls: report, plaintext logins are allowed and audited as "would refuse" (reason tls-required)`);
+    } else if (!l.requireTls) {
       const onTrusted = l.tls === 'none' && listenerLocal(l, trusted) ? ' (host is trusted)' : '';
       warnings.push(`${where}: requireTls: false, passwords may be sent in plaintext on ${l.tls === 'none' ? 'this tls: none' : 'this starttls'} listener${onTrusted}`);
     } else if (l.tls === 'none') {

@@ -45,6 +45,7 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
     s.policyRefusal(cmd, tlsGate);
     return;
   }
+  if (tlsReportOnly(s, cmd.verb)) s.policyReport(cmd, 'tls-required');
   const arrival = Date.now();
   switch (cmd.verb) {
     case 'USER':
@@ -72,6 +73,13 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
 /** TLS before passwords for `verb` in this session: deny for USER/PASS/APOP/AUTH while TLS is required and absent. */
 export function tlsGateVerdict(s: Pop3Session, verb: string): Verdict {
   return authVerdict({ verb, listenerTls: s.deps.listener.tls, requireTls: requireTlsFor(s), tlsActive: s.tlsActive });
+}
+
+/** `requireTls: report`: this credential verb before TLS would be refused under enforcement. */
+function tlsReportOnly(s: Pop3Session, verb: string): boolean {
+  const l = s.deps.listener;
+  if (l.requireTlsReport !== true || s.tlsActive || l.tls === 'implicit') return false;
+  return authVerdict({ verb, listenerTls: l.tls, requireTls: true, tlsActive: false }).kind === 'deny';
 }
 
 /** APOP needs the backend's greeting timestamp, so only when its greeting was relayed. */

@@ -54,10 +54,10 @@ describe('validateConfig: listeners', () => {
     });
   });
 
-  it('rejects a requireTls that is not a boolean', () => {
+  it('rejects a requireTls that is not a boolean or report', () => {
     expect(onlyProblem((raw) => (raw.listeners[0].requireTls = 'yes'))).toMatchObject({
       path: 'listeners[0].requireTls',
-      expected: 'true or false',
+      expected: 'true, false or report',
     });
   });
 
@@ -94,6 +94,7 @@ describe('validateConfig: listeners', () => {
       tls: 'implicit',
       requireTls: true,
       requireTlsExplicit: false,
+      requireTlsReport: false,
       proxyProtocol: false,
       trustedProxies: ['127.0.0.0/8', '::1/128'],
       allow: null,
@@ -169,5 +170,26 @@ describe('validateConfig: listeners', () => {
       raw.policy = { commands: { allow: ['USER', 'PASS', 'QUIT'] } };
     });
     expect(p.path).toBe('policy.commands.allow');
+  });
+});
+
+describe('validateConfig: requireTls: report', () => {
+  it('reads report as "require TLS, but only audit": explicit, and not enforced', () => {
+    const l = configOf((raw) => {
+      raw.listeners[0].tls = 'starttls';
+      raw.listeners[0].requireTls = 'report';
+    }).listeners[0]!;
+    expect(l).toMatchObject({ requireTls: true, requireTlsExplicit: true, requireTlsReport: true });
+  });
+
+  it('leaves report off for true and false', () => {
+    const l = configOf((raw) => (raw.listeners[0].requireTls = false)).listeners[0]!;
+    expect(l.requireTlsReport).toBe(false);
+  });
+
+  it('rejects any other word, naming the three values', () => {
+    const p = onlyProblem((raw) => (raw.listeners[0].requireTls = 'audit'));
+    expect(p.path).toBe('listeners[0].requireTls');
+    expect(p.expected).toBe('true, false or report');
   });
 });

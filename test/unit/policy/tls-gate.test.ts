@@ -137,3 +137,18 @@ describe('a plaintext listener behind a PROXY-protocol balancer', () => {
     expect(effectiveRequireTls(optedIn, none)).toBe(false);
   });
 });
+
+describe('requireTls: report', () => {
+  const reporting = listener({ name: 'rollout', host: '0.0.0.0', tls: 'starttls', requireTls: true, requireTlsExplicit: true, requireTlsReport: true });
+
+  it('enforces nothing, so CAPA offers USER and SASL before STLS', () => {
+    expect(effectiveRequireTls(reporting, none)).toBe(false);
+    expect(plaintextAuthAllowed({ listenerTls: 'starttls', requireTls: effectiveRequireTls(reporting, none), tlsActive: false })).toBe(true);
+  });
+
+  it('lets a plaintext listener start and warns that logins are only audited', () => {
+    const plain = { ...reporting, tls: 'none' as const };
+    expect(startupProblems([plain], none)).toEqual([]);
+    expect(startupWarnings([plain], none).join('\n')).toContain('requireTls: report');
+  });
+});
