@@ -14,6 +14,7 @@ import type { Verdict } from '../policy/verdict.ts';
 import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
 import { capaReply, requireTlsFor } from './capa-view.ts';
 import { backendLogin, type LoginAttempt } from './backend-login.ts';
+import { policyRefusal, policyReport, refuse } from './refusals.ts';
 import type { Pop3Session } from './session.ts';
 
 /** Backend refusals that say nothing about the password: relayed, not counted (RFC 2449, 3206). */
@@ -32,8 +33,8 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
       s.endAfterReplies('quit');
       return;
     case 'STLS':
-      if (listener.tls !== 'starttls') s.refuse(cmd, 'stlsUnavailable');
-      else if (s.tlsActive) s.refuse(cmd, 'stlsAlreadyActive');
+      if (listener.tls !== 'starttls') refuse(s, cmd, 'stlsUnavailable');
+      else if (s.tlsActive) refuse(s, cmd, 'stlsAlreadyActive');
       else {
         logCommand(s, 'STLS', 'ok', 0);
         void s.startTls();
@@ -42,10 +43,10 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
   }
   const tlsGate = tlsGateVerdict(s, cmd.verb);
   if (tlsGate.kind === 'deny') {
-    s.policyRefusal(cmd, tlsGate);
+    policyRefusal(s, cmd, tlsGate);
     return;
   }
-  if (tlsReportOnly(s, cmd.verb)) s.policyReport(cmd, 'tls-required');
+  if (tlsReportOnly(s, cmd.verb)) policyReport(s, cmd, 'tls-required');
   const arrival = Date.now();
   switch (cmd.verb) {
     case 'USER':
@@ -61,7 +62,7 @@ export function authorizationCommand(s: Pop3Session, cmd: Command): void {
       return;
     }
     case 'APOP':
-      if (!apopAvailable(s)) s.refuse(cmd, 'apopUnavailable');
+      if (!apopAvailable(s)) refuse(s, cmd, 'apopUnavailable');
       else void login(s, { kind: 'apop', user: latin1AsUtf8(cmd.args[0]!) ?? cmd.args[0]!, digest: new Secret(cmd.args[1]!) }, arrival);
       return;
     case 'AUTH':
@@ -97,7 +98,7 @@ function startAuth(s: Pop3Session, cmd: Command): void {
   const mech = cmd.args[0]!.toUpperCase();
   const initial = cmd.args[1] ?? null;
   if (!mechanisms(s).includes(mech)) {
-    s.refuse(cmd, 'mechanismUnsupported');
+    refuse(s, cmd, 'mechanismUnsupported');
     return;
   }
   if (isLocalMechanism(mech)) {

@@ -6,44 +6,29 @@
  */
 import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { commandRecord, connectRecord, disconnectRecord, loginRecord, logoutRecord, policyRecord, signalRecord } from '../audit/record.ts';
+import { commandRecord, connectRecord, disconnectRecord, loginRecord, logoutRecord, signalRecord } from '../audit/record.ts';
 import type { Signal } from '../audit/signals.ts';
 import type { AuditFields, MessageRef, SessionContext } from '../audit/record.ts';
 import type { BackendLease } from '../backend/directory.ts';
-import { KNOWN_VERBS } from '../config/schema.ts';
 import { parseCommand, serializeCommand, type Command } from '../protocol/command.ts';
 import { LineDecoder } from '../protocol/line-decoder.ts';
 import { REPLIES, type ReplyKey } from '../protocol/replies.ts';
 import { sanitizeLine } from '../protocol/response.ts';
 import { isMultiline } from '../protocol/expectation.ts';
 import type { SessionRules } from '../policy/rules.ts';
-import type { Verdict } from '../policy/verdict.ts';
 import { PendingQueue, type PendingEntry, type ReplyInfo } from '../session/pending.ts';
 import { gate, type Phase } from '../session/state.ts';
 import type { LocalSaslExchange } from '../session/sasl-exchange.ts';
 import { newSessionId } from '../util/ids.ts';
 import type { Logger } from '../util/logger.ts';
-import { BackendStream } from './backend-stream.ts';
+import { BackendLink } from './backend-link.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
 import { authorizationCommand, onSaslLine, tlsGateVerdict } from './authorization.ts';
 import { transactionCommand } from './transaction.ts';
+import { invalidCommand, policyRefusal, refuse, saslOverflow } from './refusals.ts';
 
-export interface SendOptions {
-  wire?: Buffer;
-  multiline?: boolean;
-  sasl?: boolean;
-  onBody?: ((slice: Buffer) => void) | undefined;
-}
-
-export type CloseReason =
-  | 'quit' | 'client-closed' | 'client-error' | 'idle-timeout' | 'auth-timeout' | 'backend-timeout'
-  | 'backend-closed' | 'backend-error' | 'protocol-violation' | 'too-many-invalid' | 'too-many-failures'
-  | 'kicked' | 'shutdown' | 'internal-error' | 'tls-failed';
-
-export interface SessionSnapshot {
-  id: string; user: string | null; client: string; listener: string; tls: string | false;
-  since: string; bytesIn: number; bytesOut: number; lastCommand: string | null; state: string;
-}
+export type { CloseReason, SendOptions, SessionSnapshot } from './session-types.ts';
+import type { CloseReason, SendOptions, SessionSnapshot } from './session-types.ts';
 
 /** Internal bodies the gateway keeps for itself (CAPA, UIDL n) stay small. */
 const MAX_INTERNAL_BODY = 64 * 1024;
@@ -67,7 +52,6 @@ export class Pop3Session {
   bytesIn = 0;
   bytesOut = 0;
   lastCommand: string | null = null;
-  backend: BackendLease | null = null;
   greetingLine: string | null = null;
   rules: SessionRules | null = null;
   sasl: LocalSaslExchange | null = null;
@@ -82,10 +66,10 @@ export class Pop3Session {
   busy = false;
   closing = false;
   private client: Socket;
-  private stream: BackendStream | null = null;
-  private invalidCount = 0;
+  private link: BackendLink | null = null;
+  /** Unknown or malformed commands so far (limits.maxInvalidCommands ends the session). */
+  invalidCount = 0;
   private inputPaused = false;
-  private backendBlocked = false;
   private authTimer: NodeJS.Timeout | null = null;
   private quitConfirmed = false;
   private loggedOut = false;
@@ -119,6 +103,11 @@ export class Pop3Session {
   get clientLabel(): string {
     const { ip, port } = this.address;
     return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
+  }
+
+  /** The backend connection, once there is one. */
+  get backend(): BackendLease | null {
+    return this.link?.lease ?? null;
   }
 
   get tlsActive(): boolean {
@@ -188,14 +177,7 @@ export class Pop3Session {
   };
 
   private readonly onClientDrain = (): void => {
-    if (this.stream?.blocked) {
-      this.stream.blocked = false;
-      const sock = this.backend?.conn.socket;
-      sock?.resume();
-      // The reply timer may have fired (and been ignored) while we held the backend back: re-arm it.
-      sock?.setTimeout(this.queue.inFlight ? this.deps.config.policy.timeouts.backendReply : 0);
-    }
-    // Reading stopped while the client's replies piled up: it reads again, so do we.
+    this.link?.resumeAfterClientDrain();
     if (this.inputPaused) this.drainInput();
   };
 
@@ -212,7 +194,7 @@ export class Pop3Session {
         // Also while the client leaves its replies unread: every command could add a reply
         // (CAPA, -ERR) to the socket's buffer, so reading on would let it grow without bound.
         const unread = this.client.writableNeedDrain && this.client.writableLength > MAX_UNREAD_OUTPUT;
-        if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.backendBlocked || unread) {
+        if (this.queue.clientDepth >= this.deps.config.limits.pipelineDepth || this.link?.writeBlocked === true || unread) {
           if (!this.inputPaused) {
             this.inputPaused = true;
             this.client.pause();
@@ -222,8 +204,8 @@ export class Pop3Session {
         const ev = this.decoder.next();
         if (ev === null) break;
         if (ev.type === 'overflow') {
-          if (this.phase === 'sasl') this.saslOverflow();
-          else this.invalid('lineTooLong');
+          if (this.phase === 'sasl') saslOverflow(this);
+          else invalidCommand(this, 'lineTooLong');
           continue;
         }
         this.onLine(ev.line);
@@ -250,7 +232,7 @@ export class Pop3Session {
     }
     const parsed = parseCommand(line);
     if (!parsed.ok) {
-      this.invalid(parsed.error === 'bad-verb' ? 'unknownCommand' : 'badSyntax');
+      invalidCommand(this, parsed.error === 'bad-verb' ? 'unknownCommand' : 'badSyntax');
       return;
     }
     const cmd = parsed.command;
@@ -259,72 +241,18 @@ export class Pop3Session {
     if (!g.ok) {
       // PASS before STLS: the missing TLS, not the missing USER, is what the client must hear about.
       const tlsFirst = g.reply === 'passWithoutUser' ? tlsGateVerdict(this, cmd.verb) : null;
-      if (g.reply === 'unknownCommand' || g.reply === 'badSyntax') this.invalid(g.reply, cmd.verb);
-      else if (tlsFirst?.kind === 'deny') this.policyRefusal(cmd, tlsFirst);
-      else this.refuse(cmd, g.reply);
+      if (g.reply === 'unknownCommand' || g.reply === 'badSyntax') invalidCommand(this, g.reply, cmd.verb);
+      else if (tlsFirst?.kind === 'deny') policyRefusal(this, cmd, tlsFirst);
+      else refuse(this, cmd, g.reply);
       return;
     }
     const allowed = this.deps.commands.check(this.deps.listener.name, cmd.verb);
     if (allowed.kind === 'deny') {
-      this.policyRefusal(cmd, allowed);
+      policyRefusal(this, cmd, allowed);
       return;
     }
     if (this.phase === 'authorization') authorizationCommand(this, cmd);
     else transactionCommand(this, cmd);
-  }
-
-  /** A command the gateway refuses with a reply; the session goes on. */
-  refuse(cmd: Command, reply: ReplyKey): void {
-    this.deps.metrics.command(cmd.verb, 'err', 0);
-    this.log.info({ event: 'command', verb: cmd.verb, result: 'err', reply, ms: 0 }, 'command refused');
-    this.respond(REPLIES[reply]);
-  }
-
-  /** A refusal decided by policy: logged, audited and counted with its reason. */
-  policyRefusal(cmd: Command, verdict: Verdict & { kind: 'deny' }): void {
-    this.deps.metrics.policyRefusal(verdict.reason);
-    this.deps.metrics.command(cmd.verb, 'denied', 0);
-    this.audit(policyRecord(this.context, verdict.reason, { command: cmd.verb, mode: 'enforce' }));
-    this.log.info({ event: 'policy', verb: cmd.verb, reason: verdict.reason, result: 'denied' }, 'command denied by policy');
-    this.respond(REPLIES[verdict.reply]);
-    if (verdict.close === true) this.endAfterReplies('protocol-violation');
-  }
-
-  /** A rule in report mode would have refused: audited, not enforced. */
-  policyReport(cmd: Command, reason: string): void {
-    this.audit(policyRecord(this.context, reason, { command: cmd.verb, mode: 'report' }));
-    this.log.info({ event: 'policy', verb: cmd.verb, reason, result: 'would-deny' }, 'rule would deny (report mode)');
-  }
-
-  /**
-   * A SASL response over limits.saslLine ends the exchange as a "*" would (RFC 5034 section 4);
-   * otherwise the client's next command would be taken as SASL data (and relayed to the backend).
-   */
-  private saslOverflow(): void {
-    if (this.saslRelay !== null) {
-      onSaslLine(this, Buffer.from('*', 'latin1')); // the backend's -ERR ends it as a failed login
-      return;
-    }
-    this.sasl = null;
-    this.phase = 'authorization';
-    this.decoder.maxLength = this.deps.config.limits.commandLine;
-    this.invalid('lineTooLong');
-  }
-
-  private invalid(reply: ReplyKey, verb = 'OTHER'): void {
-    this.invalidCount++;
-    this.deps.metrics.command(verb, 'err', 0);
-    // An unknown verb is logged as OTHER, never as typed: it could be anything, even a password.
-    const known = (KNOWN_VERBS as readonly string[]).includes(verb) ? verb : 'OTHER';
-    this.log.info({ event: 'command', verb: known, result: 'err', reply, ms: 0 }, 'invalid command');
-    if (reply === 'lineTooLong') this.deps.metrics.policyRefusal('line-too-long');
-    if (this.invalidCount >= this.deps.config.limits.maxInvalidCommands) {
-      this.deps.metrics.policyRefusal('too-many-invalid');
-      this.respond(REPLIES.tooManyInvalid);
-      this.endAfterReplies('too-many-invalid');
-      return;
-    }
-    this.respond(REPLIES[reply]);
   }
 
   // ---- writing -------------------------------------------------------------
@@ -372,66 +300,39 @@ export class Pop3Session {
   }
 
   private adoptBackend(lease: BackendLease): void {
-    this.backend = lease;
-    const sock = lease.conn.socket;
-    sock.setNoDelay(true);
-    this.stream = new BackendStream(this.queue, {
-      responseLine: this.deps.config.limits.responseLine,
-      maxMultiline: this.deps.config.limits.maxMultiline,
-      maxInternalBody: MAX_INTERNAL_BODY,
-    }, {
+    // The probe already knows the default backend's CAPA, so its sessions do not ask again.
+    const capa = lease.conn.capa ?? (lease.route === 'default' ? this.deps.backends.capabilities() : null);
+    const limits = this.deps.config.limits;
+    this.link = new BackendLink(lease, this.queue, {
+      responseLine: limits.responseLine, maxMultiline: limits.maxMultiline, maxInternalBody: MAX_INTERNAL_BODY,
+    }, capa?.pipelining ?? false, this.deps.config.policy.timeouts.backendReply, {
       writeClient: (buf) => this.writeClient(buf),
       done: (entry, reply) => this.entryDone(entry, reply),
       continuation: (entry, line) => this.continuation(entry, line),
-      bodyBytes: (entry, slice) => entry.onBody?.(slice),
       violation: (reason) => this.violation(reason),
+      closed: () => this.backendClosed(),
+      timedOut: () => this.timeout('backend-timeout'),
+      writable: () => this.drainInput(),
+      failed: (err) => this.internalError(err),
+      debug: (obj, msg) => this.log.debug(obj, msg),
     });
-    sock.on('data', (chunk: Buffer) => {
-      // A throw here would escape the event loop and take every session down with it.
-      try {
-        this.stream?.push(chunk);
-        if (this.stream?.blocked === true) sock.pause();
-      } catch (err) {
-        this.internalError(err);
-      }
-    });
-    sock.on('drain', () => {
-      if (this.backendBlocked) {
-        this.backendBlocked = false;
-        this.drainInput();
-      }
-    });
-    sock.on('close', () => {
-      if (!this.closing) {
-        if (this.phase === 'update' && this.queue.length === 0) this.close('quit');
-        else {
-          this.log.warn({ event: 'backend-closed', phase: this.phase }, 'backend closed the connection');
-          this.writeLine(REPLIES.backendUnavailable);
-          this.close('backend-closed');
-        }
-      }
-    });
-    sock.on('timeout', () => {
-      if (this.stream?.blocked) return; // the client is slow, not the backend
-      if (this.queue.inFlight) this.timeout('backend-timeout');
-    });
-    sock.on('error', (err: Error) => this.log.debug({ event: 'backend-error', err: err.message }, 'backend socket error'));
-    if (lease.conn.leftover.length > 0) this.violation('unsolicited-reply');
+    if (this.link.hasLeftover) this.violation('unsolicited-reply');
   }
 
-  /** Sends every queued command the backend may take now (all of them when it pipelines). */
-  pump(): void {
-    const lease = this.backend;
-    if (lease === null || this.closing) return;
-    // The probe already knows the default backend's CAPA, so its sessions do not ask again.
-    const capa = lease.conn.capa ?? (lease.route === 'default' ? this.deps.backends.capabilities() : null);
-    const pipelining = capa?.pipelining ?? false;
-    for (const e of this.queue.unsent()) {
-      if (!pipelining && this.queue.inFlight) break;
-      e.sent = true;
-      if (!lease.conn.socket.write(e.wire!)) this.backendBlocked = true;
+  private backendClosed(): void {
+    if (this.closing) return;
+    if (this.phase === 'update' && this.queue.length === 0) {
+      this.close('quit');
+      return;
     }
-    lease.conn.socket.setTimeout(this.queue.inFlight ? this.deps.config.policy.timeouts.backendReply : 0);
+    this.log.warn({ event: 'backend-closed', phase: this.phase }, 'backend closed the connection');
+    this.writeLine(REPLIES.backendUnavailable);
+    this.close('backend-closed');
+  }
+
+  /** Sends every queued command the backend may take now. */
+  pump(): void {
+    if (!this.closing) this.link?.pump();
   }
 
   /** Queues a command to the backend; `onReply` runs when its whole reply is in. */
@@ -453,13 +354,8 @@ export class Pop3Session {
 
   /** Lets go of the backend connection without ending the session (a routed login failed). */
   dropBackend(): void {
-    const lease = this.backend;
-    if (lease === null) return;
-    this.backend = null;
-    this.stream = null;
-    lease.conn.socket.removeAllListeners('close');
-    lease.conn.socket.removeAllListeners('data');
-    lease.conn.socket.destroy();
+    this.link?.detach();
+    this.link = null;
   }
 
   signal(sig: Signal): void {
@@ -604,7 +500,7 @@ export class Pop3Session {
     this.abort.abort(SESSION_CLOSED);
     if (this.authTimer !== null) clearTimeout(this.authTimer);
     // Without a confirmed QUIT the backend connection is cut, so it never enters UPDATE.
-    this.backend?.conn.socket.destroy();
+    this.link?.destroy();
     this.logout();
     const durationMs = Date.now() - this.since;
     this.audit(disconnectRecord(this.context, { bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, reason }));

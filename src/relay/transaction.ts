@@ -7,6 +7,7 @@ import { HeaderCapture } from '../audit/headers.ts';
 import type { Command } from '../protocol/command.ts';
 import type { ReplyInfo } from '../session/pending.ts';
 import { capaReply } from './capa-view.ts';
+import { policyRefusal, policyReport } from './refusals.ts';
 import type { Pop3Session } from './session.ts';
 
 const MESSAGE_VERBS = new Set(['RETR', 'TOP', 'DELE']);
@@ -34,11 +35,11 @@ export function transactionCommand(s: Pop3Session, cmd: Command, sizeAsked = fal
     // Only RETR relays the whole message; TOP's size is not known in advance.
     const verdict = s.rules.check(verb, msg === null || verb !== 'RETR' ? null : (s.sizes.get(msg) ?? null));
     if (verdict.kind === 'deny') {
-      s.policyRefusal(cmd, verdict);
+      policyRefusal(s, cmd, verdict);
       if (msg !== null) s.auditCommand(cmd, 'denied', { msg, uid: s.uids.get(msg) ?? null, reason: verdict.reason });
       return;
     }
-    if (verdict.kind === 'report') s.policyReport(cmd, verdict.reason);
+    if (verdict.kind === 'report') policyReport(s, cmd, verdict.reason);
   }
   if (verb === 'CAPA') {
     s.respond(capaReply(s));

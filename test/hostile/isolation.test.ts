@@ -74,7 +74,7 @@ describe('an internal error in one session', () => {
 
   it('ends only that session when reading a backend reply throws', async () => {
     const { victim, bystander, session } = await pair();
-    const stream = (session as unknown as { stream: { push: (chunk: Buffer) => void } }).stream;
+    const stream = (session as unknown as { link: { stream: { push: (chunk: Buffer) => void } } }).link.stream;
     stream.push = () => {
       throw new Error('simulated bug while reading the backend');
     };

@@ -1,0 +1,124 @@
+/**
+ * A session's connection to its backend: owns the socket and the reply stream,
+ * sends queued commands as the backend allows (all at once when it pipelines,
+ * one at a time when it does not), keeps the reply timer armed only while a
+ * command is in flight, and reports everything else to the session.
+ */
+import type { BackendLease } from '../backend/directory.ts';
+import type { PendingEntry, PendingQueue, ReplyInfo } from '../session/pending.ts';
+import { BackendStream, type BackendStreamLimits } from './backend-stream.ts';
+
+export interface BackendLinkEvents {
+  writeClient(buf: Buffer): boolean;
+  done(entry: PendingEntry, reply: ReplyInfo): void;
+  continuation(entry: PendingEntry, line: Buffer): void;
+  violation(reason: string): void;
+  /** The backend closed the connection. */
+  closed(): void;
+  /** No reply within the reply timeout while a command was in flight. */
+  timedOut(): void;
+  /** The backend took all we had queued for it: the session may read the client again. */
+  writable(): void;
+  /** A bug while handling the backend's bytes: the session ends, the process does not. */
+  failed(err: unknown): void;
+  debug(obj: object, msg: string): void;
+}
+
+export class BackendLink {
+  private readonly stream: BackendStream;
+  /** The backend's socket buffer is full: stop reading client commands until it drains. */
+  writeBlocked = false;
+
+  constructor(
+    readonly lease: BackendLease,
+    private readonly queue: PendingQueue,
+    limits: BackendStreamLimits,
+    private readonly pipelining: boolean,
+    private readonly replyTimeout: number,
+    private readonly events: BackendLinkEvents,
+  ) {
+    const sock = lease.conn.socket;
+    sock.setNoDelay(true);
+    this.stream = new BackendStream(queue, limits, {
+      writeClient: (buf) => events.writeClient(buf),
+      done: (entry, reply) => events.done(entry, reply),
+      continuation: (entry, line) => events.continuation(entry, line),
+      bodyBytes: (entry, slice) => entry.onBody?.(slice),
+      violation: (reason) => events.violation(reason),
+    });
+    sock.on('data', this.onData);
+    sock.on('drain', this.onDrain);
+    sock.on('close', this.onClose);
+    sock.on('timeout', this.onTimeout);
+    sock.on('error', (err: Error) => events.debug({ event: 'backend-error', err: err.message }, 'backend socket error'));
+  }
+
+  /** Bytes the connector read past the last reply it consumed: nobody asked for them. */
+  get hasLeftover(): boolean {
+    return this.lease.conn.leftover.length > 0;
+  }
+
+  /** True while the client is too slow to take what the backend sends. */
+  get clientBlocked(): boolean {
+    return this.stream.blocked;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    // A throw here would escape the event loop and take every session down with it.
+    try {
+      this.stream.push(chunk);
+      if (this.stream.blocked) this.lease.conn.socket.pause();
+    } catch (err) {
+      this.events.failed(err);
+    }
+  };
+
+  private readonly onDrain = (): void => {
+    if (!this.writeBlocked) return;
+    this.writeBlocked = false;
+    this.events.writable();
+  };
+
+  private readonly onClose = (): void => this.events.closed();
+
+  private readonly onTimeout = (): void => {
+    if (this.stream.blocked) return; // the client is slow, not the backend
+    if (this.queue.inFlight) this.events.timedOut();
+  };
+
+  /** The client drained: read from the backend again, with a fresh reply timer. */
+  resumeAfterClientDrain(): void {
+    if (!this.stream.blocked) return;
+    this.stream.blocked = false;
+    const sock = this.lease.conn.socket;
+    sock.resume();
+    // The reply timer may have fired (and been ignored) while we held the backend back: re-arm it.
+    sock.setTimeout(this.queue.inFlight ? this.replyTimeout : 0);
+  }
+
+  /** Sends every queued command the backend may take now. */
+  pump(): void {
+    const sock = this.lease.conn.socket;
+    for (const e of this.queue.unsent()) {
+      if (!this.pipelining && this.queue.inFlight) break;
+      e.sent = true;
+      if (!sock.write(e.wire!)) this.writeBlocked = true;
+    }
+    sock.setTimeout(this.queue.inFlight ? this.replyTimeout : 0);
+  }
+
+  /** Cuts the connection: without a confirmed QUIT the backend never enters UPDATE. */
+  destroy(): void {
+    this.lease.conn.socket.destroy();
+  }
+
+  /** Lets go of the connection without telling the session (a routed login failed). */
+  detach(): void {
+    const sock = this.lease.conn.socket;
+    sock.off('data', this.onData);
+    sock.off('close', this.onClose);
+    sock.off('drain', this.onDrain);
+    sock.off('timeout', this.onTimeout);
+    sock.destroy();
+  }
+}
