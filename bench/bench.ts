@@ -19,8 +19,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeCert, type CertFiles } from '../test/harness/certs.ts';
-import { makeTempDir } from '../test/harness/child-processes.ts';
 import { startDovecot, type DovecotInstance } from '../test/harness/dovecot.ts';
+import { openRunScope } from './lib/run-scope.ts';
 import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.ts';
 import { collectAndMeasure } from './lib/inspector.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
@@ -152,22 +152,8 @@ async function main(): Promise<number> {
   const started = Date.now();
   const loadAtStart = loadAverage();
   const notes: string[] = [];
-  const dir = makeTempDir('bench');
-  // What is running right now, for cleanup on error or a signal.
-  const live: { dovecot: DovecotInstance | null; gateway: GatewayProcess | null } = { dovecot: null, gateway: null };
-  const cleanup = async () => {
-    await live.gateway?.stop();
-    live.gateway = null;
-    await live.dovecot?.stop();
-    live.dovecot = null;
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // What is running right now, cleaned up at the end, on an error or on a signal.
+  const { dir, live, cleanup } = openRunScope('bench', log);
 
   try {
     log('starting Dovecot and writing the mailboxes');

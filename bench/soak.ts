@@ -16,11 +16,11 @@
  * --direct (a control run against Dovecot's own TLS and STLS, no gateway:
  * checks the soak itself).
  */
+import { openRunScope } from './lib/run-scope.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { makeCert } from '../test/harness/certs.ts';
-import { makeTempDir } from '../test/harness/child-processes.ts';
 import { startDovecot, type DovecotInstance } from '../test/harness/dovecot.ts';
 import { startGatewayProcess, type GatewayProcess } from './lib/gateway-process.ts';
 import { Rng } from './lib/mailbox.ts';
@@ -153,21 +153,8 @@ async function runWorkers(seedBase: number, w: Watched, endpoints: { implicit: E
 
 async function main(): Promise<number> {
   const opts = readOptions();
-  const dir = makeTempDir('soak');
-  const live: { dovecot: DovecotInstance | null; gateway: GatewayProcess | null } = { dovecot: null, gateway: null };
-  const cleanup = async () => {
-    await live.gateway?.stop();
-    live.gateway = null;
-    await live.dovecot?.stop();
-    live.dovecot = null;
-    fs.rmSync(dir, { recursive: true, force: true });
-  };
-  const onSignal = (sig: NodeJS.Signals) => {
-    log(`${sig}: cleaning up`);
-    void cleanup().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  // What is running right now, cleaned up at the end, on an error or on a signal.
+  const { dir, live, cleanup } = openRunScope('soak', log);
 
   try {
     log(`seed ${opts.seed}, ${opts.workers} workers, ${opts.minutes} min, ${opts.messages} messages per user`);

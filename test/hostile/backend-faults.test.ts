@@ -10,21 +10,14 @@ import { describe, expect, it } from 'vitest';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { startScriptBackend, type ScriptBackend } from '../harness/script-backend.ts';
-import { assertNoSecrets, auditWhen, fakePop3, hostileConfig, sleep, waitUntil, type FakePop3, type FakePop3Options, stopAfterEach } from './helpers.ts';
+import { assertNoSecrets, auditWhen, fakePop3, hostileConfig, sleep, waitUntil, type FakePop3, type FakePop3Options, stopAfterEach, gatewayOnFake } from './helpers.ts';
 
 const running = stopAfterEach();
 
 const UNAVAILABLE = '-ERR [SYS/TEMP] Mail server temporarily unavailable, try again later.';
 const TIMEOUT = '-ERR [SYS/TEMP] Mail server did not answer in time.';
 
-async function setUp(opts: FakePop3Options = {}, extra: Record<string, unknown> = {}): Promise<{ fake: FakePop3; b: ScriptBackend; g: TestGateway }> {
-  const fake = fakePop3(opts);
-  const b = await startScriptBackend(fake.handler);
-  running.push(b);
-  const g = await startTestGateway(b.port, hostileConfig(extra));
-  running.push(g);
-  return { fake, b, g };
-}
+const setUp = (opts: FakePop3Options = {}, extra: Record<string, unknown> = {}) => gatewayOnFake(running, opts, extra);
 
 /** The first audit record of `event`, once the (asynchronous) audit file has it. */
 async function auditRecord(g: TestGateway, event: string): Promise<Record<string, unknown>> {

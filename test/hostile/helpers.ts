@@ -11,7 +11,8 @@ import { runInNewContext } from 'node:vm';
 import type { Gateway } from '../../src/app.ts';
 import type { Pop3Session } from '../../src/relay/session.ts';
 import type { ScriptConn } from '../harness/script-backend.ts';
-import type { TestGateway } from '../harness/gateway.ts';
+import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
+import { startScriptBackend, type ScriptBackend } from '../harness/script-backend.ts';
 import { afterEach } from 'vitest';
 
 export interface FakeState {
@@ -281,4 +282,16 @@ export function stopAfterEach(): Running[] {
     }
   });
   return running;
+}
+
+/** A gateway in front of a fresh fake backend (`fakePop3(opts)`), both stopped after the test. */
+export async function gatewayOnFake(
+  running: Running[], opts: FakePop3Options = {}, extra: Record<string, unknown> = {},
+): Promise<{ fake: FakePop3; b: ScriptBackend; g: TestGateway }> {
+  const fake = fakePop3(opts);
+  const b = await startScriptBackend(fake.handler);
+  running.push(b);
+  const g = await startTestGateway(b.port, hostileConfig(extra));
+  running.push(g);
+  return { fake, b, g };
 }
