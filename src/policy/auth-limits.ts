@@ -155,11 +155,12 @@ export class AuthLimiter {
 
   /**
    * The reply for a failed login, whatever the reason: only the reason (for the audit)
-   * differs. The attempt that reaches maxAttemptsPerSession (0 = no cap) closes the session.
+   * differs. The attempt that reaches maxAttemptsPerSession (0 = no cap) gets the same
+   * bytes and then closes the session, so even the cap says nothing about why.
    */
   failureVerdict(reason: LoginFailureReason, failuresInSession: number): DenyVerdict {
     const cap = this.#cfg.maxAttemptsPerSession;
-    if (cap > 0 && failuresInSession >= cap) return deny(reason, 'tooManyFailures', true);
+    if (cap > 0 && failuresInSession >= cap) return deny(reason, 'authFailed', true);
     return deny(reason, 'authFailed');
   }
 

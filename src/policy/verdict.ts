@@ -23,6 +23,3 @@ export function report(reason: string): Verdict {
   return Object.freeze({ kind: 'report', reason });
 }
 
-export function isDeny(v: Verdict): v is DenyVerdict {
-  return v.kind === 'deny';
-}

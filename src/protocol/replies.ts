@@ -27,7 +27,6 @@ export const REPLIES = {
   tooManyConnections: '-ERR [SYS/TEMP] Too many connections, try again later.',
   tooManyConnectionsFromIp: '-ERR [SYS/TEMP] Too many connections from your address, try again later.',
   tooManyInvalid: '-ERR Too many invalid commands, closing connection.',
-  tooManyFailures: '-ERR [AUTH] Too many failed logins, closing connection.',
   idleTimeout: '-ERR Idle timeout, closing connection.',
   authTimeout: '-ERR Authentication timeout, closing connection.',
   kicked: '-ERR [SYS/TEMP] Session terminated by administrator.',

@@ -9,6 +9,7 @@ import { REPLIES } from '../protocol/replies.ts';
 import { sanitizeLine } from '../protocol/response.ts';
 import { Secret, hasForbiddenChars, userFromOauthbearer, userFromXoauth2 } from '../protocol/sasl.ts';
 import { latin1AsUtf8, type Command } from '../protocol/command.ts';
+import type { LoginFailureReason } from '../policy/auth-limits.ts';
 import { authVerdict } from '../policy/commands.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
@@ -246,14 +247,13 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
  * `failureDelay` (and the backend's own refusal time) after the command arrived.
  */
 async function failLogin(
-  s: Pop3Session, user: string | null, arrival: number, reason: string, count: boolean, floor = 0,
+  s: Pop3Session, user: string | null, arrival: number, reason: LoginFailureReason, count: boolean, floor = 0,
 ): Promise<void> {
   const d = s.deps;
   if (count) await d.auth.recordFailure(s.address.ip, user ?? '', null);
   if (reason !== 'ip-locked' && reason !== 'user-locked') d.metrics.login('failed');
   d.metrics.policyRefusal(reason);
-  const delay = Math.max(d.auth.failureDelay(s.address.ip), floor);
-  const wait = arrival + delay - Date.now();
+  const wait = Math.max(d.auth.delayRemaining(s.address.ip, arrival), arrival + floor - Date.now());
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   if (s.closing) return;
   s.failedLogins++;
@@ -264,8 +264,10 @@ async function failLogin(
   const attempted = user !== null && reason !== 'bad-credential-chars' ? { ...s.context, user } : s.context;
   s.audit(loginRecord(attempted, reason === 'bad-credentials' || reason === 'bad-credential-chars' ? 'err' : 'denied', { reason }));
   s.log.info({ event: 'login', result: 'failed', reason, ms: Date.now() - arrival }, 'login failed');
-  s.writeLine(REPLIES.authFailed);
-  if (s.failedLogins >= d.config.policy.auth.maxAttemptsPerSession) {
+  // The policy's verdict: the same reply whatever the reason; the cap attempt also closes.
+  const verdict = d.auth.failureVerdict(reason, s.failedLogins);
+  s.writeLine(REPLIES[verdict.reply]);
+  if (verdict.close === true) {
     s.endAfterReplies('too-many-failures');
     return;
   }
@@ -284,4 +286,3 @@ function resumeAuthorization(s: Pop3Session): void {
   s.drainInput();
 }
 
-export type { Credentials };

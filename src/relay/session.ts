@@ -75,7 +75,6 @@ export class Pop3Session {
   private loggedOut = false;
   private resolveClosed!: () => void;
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
-  onClose: ((s: Pop3Session) => void) | null = null;
 
   constructor(
     readonly deps: SessionDeps,
@@ -515,7 +514,6 @@ export class Pop3Session {
       sock.once('close', () => clearTimeout(t));
     }
     this.queue.clear();
-    this.onClose?.(this);
     this.resolveClosed();
   }
 

@@ -205,14 +205,14 @@ describe('AuthLimiter delays and verdicts', () => {
     expect(l.delayRemaining('198.51.100.1', arrived)).toBe(0);
   });
 
-  it('answers every failure with authFailed and closes at maxAttemptsPerSession', () => {
+  it('answers every failure with authFailed, and closes after the same reply at maxAttemptsPerSession', () => {
     const l = limiter();
     expect(l.failureVerdict('bad-credentials', 1)).toEqual({ kind: 'deny', reason: 'bad-credentials', reply: 'authFailed' });
     expect(l.failureVerdict('user-locked', 2)).toEqual({ kind: 'deny', reason: 'user-locked', reply: 'authFailed' });
     expect(l.failureVerdict('bad-credentials', 3)).toEqual({
       kind: 'deny',
       reason: 'bad-credentials',
-      reply: 'tooManyFailures',
+      reply: 'authFailed',
       close: true,
     });
   });
