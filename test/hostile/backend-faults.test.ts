@@ -159,6 +159,21 @@ describe('backend faults during login', () => {
   }
 });
 
+describe('a backend that offers no way to log in the gateway can use', () => {
+  it('answers -ERR [SYS/TEMP] without blaming the password, sends no credential, and the session goes on', async () => {
+    // CAPA without USER and without SASL PLAIN: only a mechanism the gateway cannot run for a PASS.
+    const { fake, g } = await setUp({ capa: ['TOP', 'UIDL', 'SASL XOAUTH2', 'PIPELINING'] });
+    const c = await Pop3TestClient.connect({ port: g.port.plain! });
+    await c.ok('USER alice');
+    expect(await c.command('PASS alice-secret')).toBe(UNAVAILABLE);
+    expect(await c.command('NOOP')).toMatch(/^-ERR/); // still in AUTHORIZATION, not closed
+    await c.quit();
+    const login = g.auditLines().find((l) => l.event === 'login');
+    expect(login).toMatchObject({ result: 'err', reason: 'backend-no-login-method' });
+    expect(fake.allLines().some((l) => /^(USER|PASS|AUTH)\b/i.test(l))).toBe(false);
+  });
+});
+
 describe('backend faults after login', () => {
   function slowBody(resetAfter: number | null): FakePop3Options {
     return onSession('RETR', async (conn) => {
