@@ -8,6 +8,12 @@
  * narrows what the session may do.
  */
 
+/**
+ * The longest login name the gateway accepts, in UTF-8 octets (RFC 5321's path limit is
+ * 256; no mailbox name is longer). Checked before any pattern matching or counter key.
+ */
+export const MAX_USER_NAME_OCTETS = 255;
+
 export class UserPatternError extends Error {
   readonly code = 'BAD_USER_PATTERN';
 }
