@@ -6,6 +6,7 @@ import { resolve } from 'node:path';
 import { parseDuration } from '../util/duration.ts';
 import { parseSize } from '../util/size.ts';
 import { isValidCidr } from '../util/cidr.ts';
+import { hasNestedQuantifier } from './regex-nesting.ts';
 import { KNOWN_VERBS } from './schema.ts';
 import type { Path, Problems } from './problems.ts';
 
@@ -146,7 +147,7 @@ export const negatableCidr = spec<string>(
 const REGEX_FORM = /^\/(.*)\/([a-z]*)$/s;
 
 /** A user pattern: an exact name, a `*` glob, or `/regex/flags` (which must compile). */
-export const userPattern = spec<string>(
+const anyUserPattern = spec<string>(
   'a user name, a pattern like "*@example.org", or a regular expression like "/^a.*@x\\.org$/i"',
   (v) => {
     if (typeof v !== 'string' || v === '' || /\s/.test(v) || CONTROL.test(v)) return INVALID;
@@ -162,6 +163,20 @@ export const userPattern = spec<string>(
     }
   },
 );
+
+const NESTED_QUANTIFIER = 'a regular expression without a repeated group that repeats inside, like (a+)+ or (.*)* '
+  + '(exponential time on a hostile login name): use a glob like "*@example.org" or a flatter regex';
+
+/** ...and a regex must not repeat a repeating group: it runs on names from unauthenticated clients. */
+export const userPattern: Spec<string> = {
+  expected: anyUserPattern.expected,
+  check(v, path, p) {
+    const out = anyUserPattern.check(v, path, p);
+    if (out === INVALID || !out.startsWith('/') || !hasNestedQuantifier(REGEX_FORM.exec(out)![1]!)) return out;
+    p.found(path, v, NESTED_QUANTIFIER);
+    return INVALID;
+  },
+};
 
 /** A file path, made absolute against the config file's folder. */
 export function filePath(baseDir: string): Spec<string> {

@@ -5,8 +5,10 @@
  *   regular expression              /^(ops|noc)-.*@example\.org$/i
  * Names are compared after normalizeUserName, so "Alice ", "ALICE" and a full-width
  * "ａｌｉｃｅ" all match "alice": a variant spelling must not slip past a rule that
- * narrows what the session may do.
+ * narrows what the session may do. Globs are matched in at most (name × pattern) steps, without
+ * regular expressions (glob.ts): the names come from unauthenticated clients.
  */
+import { compileGlob, hasWildcard } from './glob.ts';
 
 /**
  * The longest login name the gateway accepts, in UTF-8 octets (RFC 5321's path limit is
@@ -27,7 +29,17 @@ export function isRegexPattern(p: string): boolean {
   return /^\/.*\/[a-z]*$/s.test(p);
 }
 
-/** Throws UserPatternError for a regex that doesn't compile. */
+/** True when the name is longer than any login name the gateway accepts (UTF-8 octets). */
+function tooLong(user: string): boolean {
+  // A UTF-16 unit is at most 3 octets: short names need no count.
+  return user.length * 3 > MAX_USER_NAME_OCTETS && Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS;
+}
+
+/**
+ * Throws UserPatternError for a regex that doesn't compile. A name over
+ * MAX_USER_NAME_OCTETS matches nothing and costs nothing: the check comes before
+ * normalisation and before any matcher runs (a regex is the admin's, the name is not).
+ */
 export function compileUserPattern(pattern: string): (user: string) => boolean {
   if (isRegexPattern(pattern)) {
     const end = pattern.lastIndexOf('/');
@@ -40,15 +52,13 @@ export function compileUserPattern(pattern: string): (user: string) => boolean {
     }
     // Either spelling may match: rules narrow, so matching too much is the safe side.
     return (user) => {
+      if (tooLong(user)) return false;
       const n = user.normalize('NFKC').trim();
       return re.test(n) || re.test(n.toLowerCase());
     };
   }
   const want = normalizeUserName(pattern);
-  if (!/[*?]/.test(want)) return (user) => normalizeUserName(user) === want;
-  const source = [...want]
-    .map((ch) => (ch === '*' ? '.*' : ch === '?' ? '.' : ch.replace(/[\\^$.|+()[\]{}\/]/g, '\\$&')))
-    .join('');
-  const re = new RegExp(`^${source}$`, 'su');
-  return (user) => re.test(normalizeUserName(user));
+  if (!hasWildcard(want)) return (user) => !tooLong(user) && normalizeUserName(user) === want;
+  const glob = compileGlob(want);
+  return (user) => !tooLong(user) && glob(Array.from(normalizeUserName(user)));
 }

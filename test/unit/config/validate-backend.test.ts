@@ -125,6 +125,14 @@ describe('validateConfig: routes', () => {
     expect(onlyProblem((raw) => (raw.routes = [route({ match: '/^a/q' })]))).toMatchObject({ path: 'routes[0].match' });
   });
 
+  it('rejects a route /regex/ with a nested quantifier like (.*)*', () => {
+    expect(onlyProblem((raw) => (raw.routes = [route({ match: '/^(.*)*@x.org$/' })]))).toMatchObject({
+      path: 'routes[0].match',
+      message: 'found "/^(.*)*@x.org$/"',
+      expected: expect.stringContaining('exponential time'),
+    });
+  });
+
   it('accepts a route /regex/ that compiles', () => {
     expect(configOf((raw) => (raw.routes = [route({ match: '/^a.*@x\\.org$/i' })])).routes).toHaveLength(1);
   });

@@ -155,6 +155,13 @@ describe('validateConfig: policy rules', () => {
     expect(onlyProblem(withRules({ match: { user: '/[a-/' } }))).toMatchObject({ path: 'policy.rules[0].match.user' });
   });
 
+  it('rejects a rule user regex that repeats a repeating group, saying why', () => {
+    expect(onlyProblem(withRules({ match: { user: '/^(a+)+$/' } }))).toMatchObject({
+      path: 'policy.rules[0].match.user',
+      expected: expect.stringContaining('(a+)+ or (.*)*'),
+    });
+  });
+
   it('rejects an unknown verb in deny', () => {
     expect(onlyProblem(withRules({ match: { user: 'a' }, deny: ['DELE', 'PURGE'] }))).toMatchObject({
       path: 'policy.rules[0].deny[1]',
