@@ -116,7 +116,10 @@ class MatchedRules implements SessionRules {
   }
 
   needsSize(verb: string): boolean {
-    return this.#rule.maxBytes !== null && RETRIEVING.has(verb.toUpperCase());
+    const upper = verb.toUpperCase();
+    if (this.#rule.maxBytes === null || !RETRIEVING.has(upper)) return false;
+    // A verb the rule refuses anyway needs no look-up first.
+    return this.#rule.mode === 'report' || this.#refusal(upper, null) !== 'rule-deny';
   }
 
   admit(verb: string, size: number | null = null): Admission {

@@ -201,6 +201,8 @@ describe('reservations: caps that pipelined commands cannot pass', () => {
     expect(bytes.admit('DELE', 5).reservation).toBeNull();
     expect(bytes.admit('LIST').reservation).toBeNull();
     expect([bytes.needsSize('RETR'), bytes.needsSize('top'), bytes.needsSize('DELE')]).toEqual([true, true, false]);
+    const noTop = new RuleSet([rule({ match: { user: 'bob' }, deny: ['TOP'], maxBytes: 10 })]).forSession('bob', '1.1.1.1');
+    expect([noTop.needsSize('TOP'), noTop.needsSize('RETR')]).toEqual([false, true]);
     const count = new RuleSet([rule({ match: { user: 'bob' }, maxMessages: 1 })]).forSession('bob', '1.1.1.1');
     expect(count.needsSize('RETR')).toBe(false);
     const none = new RuleSet([]).forSession('bob', '1.1.1.1');
