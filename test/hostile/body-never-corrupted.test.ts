@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import { poplib } from '../harness/clients.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import type { ScriptConn } from '../harness/script-backend.ts';
-import { auditWhen, gatewayOnFake, sleep, stopAfterEach, type FakePop3Options } from './helpers.ts';
+import { auditWhen, gatewayOnFake, liveSessions, sleep, stopAfterEach, waitUntil, type FakePop3Options } from './helpers.ts';
 
 const running = stopAfterEach();
 
@@ -71,6 +71,17 @@ describe('a backend that dies in the middle of a body', () => {
     c.sendRaw('STAT\r\nRETR 2\r\nNOOP\r\nSTAT\r\n');
     expect(await c.readLine()).toMatch(/^\+OK 2 /);
     expect(await c.readLine()).toBe('+OK 30000 octets');
+    await c.waitClosed(5000);
+    expect(c.buffered.toString('latin1')).toBe(PARTIAL);
+  });
+
+  it('writes nothing into a body when an administrator kicks the session in the middle of it', async () => {
+    const { g } = await gatewayOnFake(running, dyingBody('RETR 1', '+OK 30000 octets', 'stall'));
+    const c = await Pop3TestClient.connect({ port: g.port.plain! });
+    await c.login('alice', 'alice-secret');
+    expect(await c.command('RETR 1')).toBe('+OK 30000 octets');
+    await waitUntil('the partial body', () => c.buffered.length === PARTIAL.length);
+    for (const session of liveSessions(g.gw)) session.kick('kicked');
     await c.waitClosed(5000);
     expect(c.buffered.toString('latin1')).toBe(PARTIAL);
   });
