@@ -183,7 +183,7 @@ export interface Problem {
 /** Verbs whose reply framing the gateway knows (RFC 1939, 2449, 1734/5034, 2595). */
 export const KNOWN_VERBS = [
   'CAPA', 'USER', 'PASS', 'APOP', 'AUTH', 'STLS',
-  'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'QUIT',
+  'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'QUIT', 'LAST',
 ] as const;
 export type KnownVerb = (typeof KNOWN_VERBS)[number];
 

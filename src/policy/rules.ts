@@ -8,17 +8,37 @@ import { NetworkSet } from './networks.ts';
 import { compileUserPattern } from './user-pattern.ts';
 import { allow, deny, report, type Verdict } from './verdict.ts';
 
+/**
+ * A retrieval's share of the session's caps, taken when the command is accepted (in client
+ * order, before it is queued to the backend), so pipelined commands cannot all pass a cap that
+ * none of their replies has reached yet.
+ */
+export interface Reservation {
+  /**
+   * The reply came back: `octets` relayed after a +OK replace the size reserved; null (a -ERR)
+   * gives the whole reservation back. Only the first call counts.
+   */
+  settle(octets: number | null): void;
+}
+
+export interface Admission {
+  readonly verdict: Verdict;
+  /** Held by an admitted RETR/TOP (also in report mode) until its reply settles it; else null. */
+  readonly reservation: Reservation | null;
+}
+
 export interface SessionRules {
   /** Index of the matched rule in policy.rules, for logs; null when none matched. */
   readonly matched: number | null;
   readonly mode: 'enforce' | 'report';
+  /** True when admitting `verb` needs the message's size (LIST n) first: a byte cap on a retrieval. */
+  needsSize(verb: string): boolean;
   /**
-   * Verdict for a command after login. `sizeHint` is the octets the command will relay
-   * when the session knows them (RETR: the message size from LIST), else null.
+   * Verdict for a command after login, and for RETR/TOP a reservation of one message and
+   * `size` octets (RETR: the message size; TOP: the message size as an upper bound; null when
+   * unknown). Refused once the reservation would pass maxMessages or maxBytes.
    */
-  check(verb: string, sizeHint?: number | null): Verdict;
-  /** Call after a RETR/TOP body was relayed (also in report mode, so later reports stay true). */
-  recordRetrieved(octets: number): void;
+  admit(verb: string, size?: number | null): Admission;
   /** The verbs to list in CAPA after login: `base` narrowed by the rule (unchanged in report mode). */
   allowedVerbs(base: ReadonlySet<string>): ReadonlySet<string>;
 }
@@ -67,16 +87,19 @@ export class RuleSet {
   }
 }
 
+const ALLOWED: Admission = Object.freeze({ verdict: allow, reservation: null });
+
 const NO_RULE: SessionRules = Object.freeze({
   matched: null,
   mode: 'enforce' as const,
-  check: () => allow,
-  recordRetrieved: () => undefined,
+  needsSize: () => false,
+  admit: () => ALLOWED,
   allowedVerbs: (base: ReadonlySet<string>) => base,
 });
 
 class MatchedRules implements SessionRules {
   readonly #rule: CompiledRule;
+  /** Retrievals reserved or done, and their octets (reserved sizes until settled). */
   #messages = 0;
   #bytes = 0;
 
@@ -92,29 +115,54 @@ class MatchedRules implements SessionRules {
     return this.#rule.mode;
   }
 
-  check(verb: string, sizeHint: number | null = null): Verdict {
-    const reason = this.#refusal(verb.toUpperCase(), sizeHint);
-    if (reason === null) return allow;
-    if (this.#rule.mode === 'report') return report(reason);
-    return deny(reason, reason === 'rule-deny' ? 'notAllowed' : 'messageLimit');
+  needsSize(verb: string): boolean {
+    const upper = verb.toUpperCase();
+    if (this.#rule.maxBytes === null || !RETRIEVING.has(upper)) return false;
+    // A verb the rule refuses anyway needs no look-up first.
+    return this.#rule.mode === 'report' || this.#refusal(upper, null) !== 'rule-deny';
   }
 
-  #refusal(verb: string, sizeHint: number | null): string | null {
+  admit(verb: string, size: number | null = null): Admission {
+    const upper = verb.toUpperCase();
+    const reason = this.#refusal(upper, size);
+    if (reason !== null && this.#rule.mode === 'enforce') {
+      return { verdict: deny(reason, reason === 'rule-deny' ? 'notAllowed' : 'messageLimit'), reservation: null };
+    }
+    const verdict = reason === null ? allow : report(reason);
+    // Report mode reserves too, so that later reports stay true.
+    return { verdict, reservation: RETRIEVING.has(upper) ? this.#reserve(size) : null };
+  }
+
+  #refusal(verb: string, size: number | null): string | null {
     const r = this.#rule;
     if (verb === ALWAYS) return null;
     if (r.deny.has(verb) || (r.allow !== null && !r.allow.has(verb))) return 'rule-deny';
     if (!RETRIEVING.has(verb)) return null;
-    if (r.maxMessages !== null && this.#messages >= r.maxMessages) return 'max-messages';
+    if (r.maxMessages !== null && this.#messages + 1 > r.maxMessages) return 'max-messages';
     if (r.maxBytes !== null) {
       if (this.#bytes >= r.maxBytes) return 'max-bytes';
-      if (sizeHint !== null && this.#bytes + sizeHint > r.maxBytes) return 'max-bytes';
+      if (size !== null && this.#bytes + size > r.maxBytes) return 'max-bytes';
     }
     return null;
   }
 
-  recordRetrieved(octets: number): void {
+  #reserve(size: number | null): Reservation {
+    const reserved = size === null ? 0 : Math.max(0, size);
     this.#messages += 1;
-    this.#bytes += Math.max(0, octets);
+    this.#bytes += reserved;
+    let settled = false;
+    return {
+      settle: (octets) => {
+        if (settled) return;
+        settled = true;
+        if (octets === null) {
+          this.#messages -= 1;
+          this.#bytes -= reserved;
+        } else {
+          this.#bytes += Math.max(0, octets) - reserved;
+        }
+      },
+    };
   }
 
   allowedVerbs(base: ReadonlySet<string>): ReadonlySet<string> {

@@ -96,9 +96,10 @@ export function buildCapaReply(view: CapaView): string {
   if (view.backend === null) {
     // RFC 1939 lists TOP and UIDL as optional, and we cannot ask the backend: advertise them
     // when policy allows the verbs, and let a backend that lacks them answer -ERR.
+    // Never RESP-CODES or AUTH-RESP-CODE (RFC 2449 section 6.4, RFC 3206): the backend's -ERR
+    // lines are relayed as they are, so the gateway cannot promise what their text holds.
     if (allowed('TOP')) lines.push('TOP');
     if (allowed('UIDL')) lines.push('UIDL');
-    lines.push('RESP-CODES');
   } else {
     const seen = new Set<string>();
     for (const raw of view.backend.lines) {

@@ -58,6 +58,11 @@ export class BackendLink {
     return this.lease.conn.leftover.length > 0;
   }
 
+  /** True while a relayed multi-line body is half written to the client. */
+  get midReply(): boolean {
+    return this.stream.midReply;
+  }
+
   /** True while the client is too slow to take what the backend sends. */
   get clientBlocked(): boolean {
     return this.stream.blocked;

@@ -49,6 +49,14 @@ export class BackendStream {
     private readonly hooks: BackendStreamHooks,
   ) {}
 
+  /**
+   * True while a relayed body is half written to the client (its +OK already went out).
+   * Nothing but the rest of that body may follow: a -ERR now would become part of the message.
+   */
+  get midReply(): boolean {
+    return this.mode === 'body' && this.queue.peek()?.kind === 'relay';
+  }
+
   /** Feed one chunk from the backend socket. */
   push(chunk: Buffer): void {
     let off = 0;

@@ -325,8 +325,7 @@ export class Pop3Session {
       return;
     }
     this.log.warn({ event: 'backend-closed', phase: this.phase }, 'backend closed the connection');
-    this.writeLine(REPLIES.backendUnavailable);
-    this.close('backend-closed');
+    this.endWith('backendUnavailable', 'backend-closed');
   }
 
   /** Sends every queued command the backend may take now. */
@@ -400,8 +399,7 @@ export class Pop3Session {
 
   private violation(reason: string): void {
     this.log.warn({ event: 'backend-protocol-violation', reason }, 'backend protocol violation');
-    this.writeLine(REPLIES.backendProtocol);
-    this.close('protocol-violation');
+    this.endWith('backendProtocol', 'protocol-violation');
   }
 
   // ---- phases --------------------------------------------------------------
@@ -470,25 +468,34 @@ export class Pop3Session {
   private timeout(reason: 'idle-timeout' | 'auth-timeout' | 'backend-timeout'): void {
     if (this.closing) return;
     const reply: ReplyKey = reason === 'idle-timeout' ? 'idleTimeout' : reason === 'auth-timeout' ? 'authTimeout' : 'backendTimeout';
-    this.writeLine(REPLIES[reply]);
-    this.close(reason);
+    this.endWith(reply, reason);
   }
 
   /** Ends the session at once (admin kick, shutdown): the backend never reaches UPDATE. */
   kick(reason: 'kicked' | 'shutdown'): void {
-    if (this.closing) return;
-    this.writeLine(REPLIES[reason === 'kicked' ? 'kicked' : 'shuttingDown']);
-    this.close(reason);
+    this.endWith(reason === 'kicked' ? 'kicked' : 'shuttingDown', reason);
   }
 
   internalError(err: unknown): void {
     this.log.error({ event: 'internal-error', err: err instanceof Error ? err.stack : String(err) }, 'internal error in session');
     try {
-      if (!this.closing) this.writeLine(REPLIES.internalError);
+      this.endWith('internalError', 'internal-error');
     } catch {
       // Writing may be what failed; the session ends either way.
+      this.close('internal-error');
     }
-    this.close('internal-error');
+  }
+
+  /**
+   * Ends the session with a last -ERR of the gateway's own, written only when the client is
+   * between replies. In the middle of a relayed body the connection just closes: the client
+   * sees a body without its terminator (and discards it), never an -ERR inside the message.
+   */
+  private endWith(reply: ReplyKey, reason: CloseReason): void {
+    if (this.closing) return;
+    if (this.link?.midReply === true) this.log.warn({ event: 'body-cut', reason }, 'closing in the middle of a relayed body');
+    else this.writeLine(REPLIES[reply]);
+    this.close(reason);
   }
 
   close(reason: CloseReason): void {

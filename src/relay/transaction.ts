@@ -5,6 +5,7 @@
  */
 import { HeaderCapture } from '../audit/headers.ts';
 import type { Command } from '../protocol/command.ts';
+import type { Reservation } from '../policy/rules.ts';
 import type { ReplyInfo } from '../session/pending.ts';
 import { capaReply } from './capa-view.ts';
 import { policyRefusal, policyReport } from './refusals.ts';
@@ -16,8 +17,8 @@ export function transactionCommand(s: Pop3Session, cmd: Command, sizeAsked = fal
   const d = s.deps;
   const verb = cmd.verb;
   const msg = MESSAGE_VERBS.has(verb) ? Number(cmd.args[0]) : null;
-  if (verb === 'RETR' && msg !== null && s.rules !== null && s.rules.matched !== null && !s.sizes.has(msg) && !sizeAsked) {
-    // A rule may cap the session's bytes: learn the size (LIST n) before the verdict, so a
+  if (msg !== null && s.rules !== null && s.rules.needsSize(verb) && !s.sizes.has(msg) && !sizeAsked) {
+    // A rule caps the session's bytes: learn the size (LIST n) before the verdict, so a
     // message that would cross the cap is refused before any of it is relayed.
     s.busy = true;
     s.enqueue('internal', 'LIST', [String(msg)], {
@@ -31,15 +32,19 @@ export function transactionCommand(s: Pop3Session, cmd: Command, sizeAsked = fal
     });
     return;
   }
+  let reservation: Reservation | null = null;
   if (s.rules !== null) {
-    // Only RETR relays the whole message; TOP's size is not known in advance.
-    const verdict = s.rules.check(verb, msg === null || verb !== 'RETR' ? null : (s.sizes.get(msg) ?? null));
+    // Admitted in client order, before it is queued: a RETR/TOP reserves its share of the caps
+    // now (TOP: the whole message's size as an upper bound), and its reply settles it.
+    const admission = s.rules.admit(verb, msg === null ? null : (s.sizes.get(msg) ?? null));
+    const verdict = admission.verdict;
     if (verdict.kind === 'deny') {
       policyRefusal(s, cmd, verdict);
       if (msg !== null) s.auditCommand(cmd, 'denied', { msg, uid: s.uids.get(msg) ?? null, reason: verdict.reason });
       return;
     }
     if (verdict.kind === 'report') policyReport(s, cmd, verdict.reason);
+    reservation = admission.reservation;
   }
   if (verb === 'CAPA') {
     s.respond(capaReply(s));
@@ -59,7 +64,10 @@ export function transactionCommand(s: Pop3Session, cmd: Command, sizeAsked = fal
     onBody: capture === null ? undefined : (slice) => {
       if (!capture.done) capture.push(slice);
     },
-    onReply: (reply) => finished(s, cmd, msg, reply, started, capture),
+    onReply: (reply) => {
+      reservation?.settle(reply.ok ? reply.octets : null);
+      finished(s, cmd, msg, reply, started, capture);
+    },
   });
 }
 
@@ -103,7 +111,6 @@ function finished(s: Pop3Session, cmd: Command, msg: number | null, reply: Reply
   const uid = s.uids.get(msg) ?? null;
   const size = s.sizes.get(msg) ?? null;
   if ((verb === 'RETR' || verb === 'TOP') && reply.ok) {
-    s.rules?.recordRetrieved(reply.octets);
     if (s.user !== null) for (const sig of d.signals.onRetrieved(s.user, reply.octets)) s.signal(sig);
   }
   if (verb === 'DELE' && reply.ok) {

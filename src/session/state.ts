@@ -21,7 +21,8 @@ export type Phase =
 export type GateResult = { readonly ok: true } | { readonly ok: false; readonly reply: ReplyKey };
 
 const AUTHORIZATION_VERBS = new Set(['CAPA', 'USER', 'PASS', 'APOP', 'AUTH', 'STLS', 'QUIT']);
-const TRANSACTION_VERBS = new Set(['CAPA', 'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'QUIT']);
+/** LAST: RFC 1460's verb, dropped by RFC 1939 but still answered by popa3d and solid-pop3d. */
+const TRANSACTION_VERBS = new Set(['CAPA', 'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'LAST', 'QUIT']);
 const LOGIN_VERBS = new Set(['USER', 'PASS', 'APOP', 'AUTH']);
 const KNOWN = new Set([...AUTHORIZATION_VERBS, ...TRANSACTION_VERBS]);
 
@@ -32,7 +33,7 @@ const deny = (reply: ReplyKey): GateResult => ({ ok: false, reply });
 const ARITY: Readonly<Record<string, readonly [number, number]>> = {
   CAPA: [0, 0], USER: [1, 1], PASS: [1, Infinity], APOP: [2, 2], AUTH: [0, 2], STLS: [0, 0],
   STAT: [0, 0], LIST: [0, 1], UIDL: [0, 1], TOP: [2, 2], RETR: [1, 1], DELE: [1, 1],
-  NOOP: [0, 0], RSET: [0, 0], QUIT: [0, 0],
+  NOOP: [0, 0], RSET: [0, 0], LAST: [0, 0], QUIT: [0, 0],
 };
 
 export function isKnownVerb(verb: string): boolean {

@@ -301,7 +301,8 @@ describe('backend replies that break the rules', () => {
     expect(rest.length).toBeGreaterThan(512 * 1024);
     expect(rest.length).toBeLessThan(1024 * 1024 + 64 * 1024);
     expect(rest).not.toContain('\r\n.\r\n');
-    expect(rest.endsWith(`${PROTOCOL_ERROR}\r\n`)).toBe(true);
+    // Cut in the middle of the body: nothing more is written (an -ERR would join the message).
+    expect(rest).not.toContain('-ERR');
     await g.logs.waitFor((l) => l.event === 'backend-protocol-violation' && l.reason === 'multiline-too-large');
   });
 
@@ -317,8 +318,7 @@ describe('backend replies that break the rules', () => {
     const rest = await restUntilClosed(c);
     expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     expect(rest).not.toContain('\r\n.\r\n');
-    expect(rest).toContain('first half of the body\r\n');
-    expect(rest.endsWith('-ERR [SYS/TEMP] Mail server did not answer in time.\r\n')).toBe(true);
+    expect(rest).toBe('Subject: half\r\n\r\nfirst half of the body\r\n');
   });
 
   it('closes the session when the backend sends a reply nobody asked for', async () => {

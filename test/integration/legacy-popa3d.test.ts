@@ -24,14 +24,21 @@ function capaLines(body: Buffer | null): string[] {
 describe('a real popa3d (no CAPA, no TLS, no SASL) behind the gateway', () => {
   let legacy: Popa3dInstance;
   let gw: TestGateway;
+  /** The same backend, with LAST added to the allowlist. */
+  let gwLast: TestGateway;
 
   beforeAll(async () => {
     legacy = await startPopa3d();
     for (const m of MESSAGES) legacy.addMessage(m);
     gw = await startTestGateway(legacy.port, { backend: { probeInterval: '1h' } });
+    gwLast = await startTestGateway(legacy.port, {
+      backend: { probeInterval: '1h' },
+      policy: { commands: { allow: ['CAPA', 'USER', 'PASS', 'AUTH', 'STLS', 'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'LAST', 'QUIT'] } },
+    });
   });
 
   afterAll(async () => {
+    await gwLast?.stop();
     await gw?.stop();
     await legacy?.stop();
   });
@@ -70,8 +77,11 @@ p.quit()
     const capa = await c.multiline('CAPA');
     expect(capa.status).toMatch(/^\+OK/);
     const lines = capaLines(capa.body);
-    for (const want of ['TOP', 'UIDL', 'USER', 'SASL PLAIN LOGIN', 'PIPELINING', 'RESP-CODES']) expect(lines).toContain(want);
+    for (const want of ['TOP', 'UIDL', 'USER', 'SASL PLAIN LOGIN', 'PIPELINING']) expect(lines).toContain(want);
     expect(lines).not.toContain('STLS');
+    // popa3d's -ERR lines carry no response codes, so the gateway does not claim they do.
+    expect(lines).not.toContain('RESP-CODES');
+    expect(lines).not.toContain('AUTH-RESP-CODE');
     // After login the list is for the TRANSACTION state: no USER, no SASL.
     await c.login(legacy.user, legacy.password);
     const after = capaLines((await c.multiline('CAPA')).body);
@@ -136,6 +146,33 @@ p.quit()
     await d.quit();
     const logins = gw.auditLines().filter((l) => l.event === 'login' && l.result === 'ok');
     expect(logins.map((l) => l.mechanism)).toEqual(expect.arrayContaining(['PLAIN', 'LOGIN']));
+  });
+
+  it('relays LAST when the allowlist names it: after RETR 1 popa3d answers +OK 1, and CAPA has no tag for it', async () => {
+    const c = await Pop3TestClient.connect({ port: gwLast.port.pop3s!, tls: true });
+    await c.login(legacy.user, legacy.password);
+    expect(await c.command('LAST')).toBe('+OK 0');
+    expect((await c.multiline('RETR 1')).status).toMatch(/^\+OK/);
+    expect(await c.command('LAST')).toBe('+OK 1');
+    expect(await c.command('LAST 2')).toBe('-ERR Syntax error in command.');
+    const capa = capaLines((await c.multiline('CAPA')).body);
+    expect(capa.some((l) => /LAST/i.test(l))).toBe(false);
+    expect(await c.command('STAT')).toMatch(/^\+OK 3 /);
+    await c.quit();
+    const metrics = await (await fetch(`http://127.0.0.1:${gwLast.port.admin}/metrics`)).text();
+    expect(metrics).toMatch(/pop3gw_command_duration_seconds_count\{[^}]*verb="LAST"[^}]*result="ok"[^}]*\} 2\b|pop3gw_command_duration_seconds_count\{[^}]*result="ok"[^}]*verb="LAST"[^}]*\} 2\b/);
+  });
+
+  it('refuses LAST outside TRANSACTION, and by default as not permitted while the session goes on', async () => {
+    const c = await Pop3TestClient.connect({ port: gwLast.port.pop3s!, tls: true });
+    expect(await c.command('LAST')).toBe('-ERR Command not valid in this state.');
+    await c.quit();
+    const d = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    await d.login(legacy.user, legacy.password);
+    expect((await d.multiline('RETR 1')).status).toMatch(/^\+OK/);
+    expect(await d.command('LAST')).toBe('-ERR Command not permitted by policy.');
+    expect(await d.command('STAT')).toMatch(/^\+OK 3 /);
+    await d.quit();
   });
 
   it('never writes the legacy password into a log or the audit', () => {

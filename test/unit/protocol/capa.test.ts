@@ -106,12 +106,24 @@ describe('buildCapaReply', () => {
 
   it('synthesizes a list when the backend has no CAPA', () => {
     const reply = buildCapaReply(view({ backend: null, stls: true, user: true, sasl: ['PLAIN', 'LOGIN'] }));
-    expect(linesOf(reply)).toEqual(['TOP', 'UIDL', 'RESP-CODES', 'PIPELINING', 'STLS', 'USER', 'SASL PLAIN LOGIN']);
+    expect(linesOf(reply)).toEqual(['TOP', 'UIDL', 'PIPELINING', 'STLS', 'USER', 'SASL PLAIN LOGIN']);
+  });
+
+  it('never promises response codes for a backend without CAPA: its -ERR lines are relayed as they are', () => {
+    const lines = linesOf(buildCapaReply(view({ backend: null, stls: true, user: true, sasl: ['PLAIN'] })));
+    expect(lines).not.toContain('RESP-CODES');
+    expect(lines).not.toContain('AUTH-RESP-CODE');
+  });
+
+  it('advertises RESP-CODES and AUTH-RESP-CODE exactly when the backend does', () => {
+    expect(linesOf(buildCapaReply(view({ backend: parseCapa(['TOP', 'UIDL']) })))).toEqual(['TOP', 'UIDL', 'PIPELINING']);
+    expect(linesOf(buildCapaReply(view({ backend: parseCapa(['RESP-CODES', 'AUTH-RESP-CODE']) }))))
+      .toEqual(['RESP-CODES', 'AUTH-RESP-CODE', 'PIPELINING']);
   });
 
   it('synthesizes TOP and UIDL only when policy allows them', () => {
     const allowedVerbs = new Set([...ALL_VERBS].filter((v) => v !== 'TOP' && v !== 'UIDL'));
-    expect(linesOf(buildCapaReply(view({ backend: null, allowedVerbs })))).toEqual(['RESP-CODES', 'PIPELINING']);
+    expect(linesOf(buildCapaReply(view({ backend: null, allowedVerbs })))).toEqual(['PIPELINING']);
   });
 
   it('writes the IMPLEMENTATION line from the view, without control characters', () => {
@@ -139,6 +151,6 @@ describe('buildCapaReply', () => {
 
   it('ends with exactly one terminator line', () => {
     const reply = buildCapaReply(view({ backend: null }));
-    expect(reply).toBe('+OK Capability list follows\r\nTOP\r\nUIDL\r\nRESP-CODES\r\nPIPELINING\r\n.\r\n');
+    expect(reply).toBe('+OK Capability list follows\r\nTOP\r\nUIDL\r\nPIPELINING\r\n.\r\n');
   });
 });
