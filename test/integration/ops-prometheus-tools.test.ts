@@ -12,9 +12,12 @@ import path from 'node:path';
 import { parse as parseYaml, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BACKEND_ERROR_CODES, POLICY_REASONS, SIGNAL_KINDS } from '../../src/metrics/metrics.ts';
+import { makeCert } from '../harness/certs.ts';
 import { makeTempDir } from '../harness/child-processes.ts';
+import { metricValue, startCliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
+import { freePort } from '../harness/ports.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { http, metric, parseExposition, type Exposition } from '../harness/prometheus.ts';
 
@@ -213,4 +216,39 @@ describe('Prometheus tooling against a live gateway', () => {
     expect(metricNames('up{job="x"} == 0 or sum by (instance) (increase(b_total[10m])) > 1e3')).toEqual(['up', 'b_total']);
     expect(metricNames('label_values(c_active, instance)')).toEqual(['c_active']);
   });
+});
+
+describe('Prometheus tooling against a gateway with two workers', () => {
+  it('serves a merged /metrics page that promtool accepts, with backend_up the worst worker (not a sum)', async () => {
+    const dovecot = await startDovecot();
+    const dir = makeTempDir('opspromcluster');
+    const cert = await makeCert({ commonName: 'localhost' });
+    const port = { pop3s: await freePort(), admin: await freePort() };
+    const gw = await startCliGateway(dir, {
+      listeners: [{ name: 'pop3s', host: '127.0.0.1', port: port.pop3s, tls: 'implicit' }],
+      tls: { cert: cert.certFile, key: cert.keyFile },
+      backend: { host: '127.0.0.1', port: dovecot.port },
+      workers: 2,
+      logging: { level: 'info', audit: path.join(dir, 'audit.log') },
+      admin: { host: '127.0.0.1', port: port.admin },
+      shutdownGrace: '2s',
+    });
+    try {
+      const c = await Pop3TestClient.connect({ port: port.pop3s, tls: true, timeoutMs: 8000 });
+      await c.login('alice', 'alice-secret');
+      await c.quit();
+      const body = (await http(port.admin, 'GET', '/metrics')).body;
+      parseExposition(body);
+      expect(metricValue(body, 'pop3gw_workers')).toBe(2);
+      expect(metricValue(body, 'pop3gw_backend_up')).toBe(1);
+      expect(body).toMatch(/^pop3gw_audit_errors_total 0$/m);
+      const r = await run('promtool', ['check', 'metrics'], body);
+      expect(r.out).toBe('');
+      expect(r.code).toBe(0);
+    } finally {
+      await gw.stop();
+      await dovecot.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 90_000);
 });
