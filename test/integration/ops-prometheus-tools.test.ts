@@ -45,7 +45,7 @@ function run(cmd: string, args: string[], input?: string): Promise<{ code: numbe
 const KEYWORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'and', 'or', 'unless', 'bool', 'offset']);
 
 /** Metric names a PromQL expression selects (functions, keywords, labels, strings and ranges left out). */
-export function metricNames(expr: string): string[] {
+function metricNames(expr: string): string[] {
   const e = expr
     .replace(/label_values\(\s*([a-zA-Z_:][\w:]*)\s*,\s*\w+\s*\)/g, '$1')
     .replace(/"(?:[^"\\]|\\.)*"/g, '""')
