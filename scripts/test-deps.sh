@@ -16,6 +16,11 @@ have openssl || need+=(openssl)
 have python3 || need+=(python3)
 have setpriv || need+=(util-linux)
 have pgrep || need+=(procps)
+# Operator tooling checked against the shipped artefacts (docs/prometheus, fail2ban, logrotate, systemd).
+have promtool || need+=(prometheus)
+have fail2ban-regex || need+=(fail2ban)
+have logrotate || need+=(logrotate)
+have systemd-analyze || need+=(systemd)
 [ ${#need[@]} -eq 0 ] && exit 0
 # De-duplicate.
 mapfile -t need < <(printf '%s\n' "${need[@]}" | sort -u)

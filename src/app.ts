@@ -110,7 +110,9 @@ export class Gateway {
     const metricsHolder: { m?: GatewayMetrics } = {};
     const tls = new TlsEngine(material.serverOptions(), (listener) => metricsHolder.m?.tlsHandshakeFailure(listener));
     const store = opts.counterStore ?? createCounterStore(config.policy.rateLimitStore, log);
-    const audit = opts.auditSink ?? await createAuditSink(config.logging, { key: env.POP3GW_AUDIT_KEY ?? null, log });
+    const audit = opts.auditSink ?? await createAuditSink(config.logging, {
+      key: env.POP3GW_AUDIT_KEY ?? null, log, onError: () => metricsHolder.m?.auditError(),
+    });
     const gw = new Gateway(log, env, store, audit, tls, new FailureLatency());
     metricsHolder.m = gw.metrics;
     gw.ephemeral = opts.ephemeralPorts === true;
@@ -147,6 +149,7 @@ export class Gateway {
     if (prev !== undefined) limiter.continueFrom(prev.limiter);
     const backends = new BackendDirectory(config, this.log, this.metrics);
     await backends.start();
+    this.metrics.setBackendHealth(() => backends.healthy());
     const commands = new CommandPolicy(config.policy.commands.allow, config.listeners);
     const rules = new RuleSet(config.policy.rules);
     const signals = this.signals;

@@ -48,6 +48,8 @@ export interface AuditSinkOptions {
   now?: () => Date;
   /** Bytes the destination may buffer while the disk lags; past it records are dropped (and logged). */
   maxBufferBytes?: number;
+  /** Called once for each record that did not reach the file (counted as pop3gw_audit_errors_total). */
+  onError?: () => void;
   /** Write each record before returning (tests read the file right after a reply); default async. */
   sync?: boolean;
 }
@@ -96,6 +98,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
     pseudonymize: pseudonymizer(cfg.auditPseudonymize ? opts.key : null),
     log: opts.log,
     now: opts.now ?? (() => new Date()),
+    onError: opts.onError ?? (() => undefined),
   });
   // A torn last line (crash mid-write) must not swallow the first new record.
   if (start.needsNewline) sink.writeRaw('\n');
@@ -126,24 +129,28 @@ class FileAuditSink implements AuditSink {
   private readonly pseudonymize: Pseudonymizer;
   private readonly log: Logger;
   private readonly now: () => Date;
+  private readonly onError: () => void;
 
   constructor(
     private readonly file: string,
     private readonly dest: Destination,
     private readonly chain: AuditChain,
-    deps: { pseudonymize: Pseudonymizer; log: Logger; now: () => Date },
+    deps: { pseudonymize: Pseudonymizer; log: Logger; now: () => Date; onError: () => void },
   ) {
     this.pseudonymize = deps.pseudonymize;
+    this.onError = deps.onError;
     this.log = deps.log;
     this.now = deps.now;
     dest.on('write', (n: number) => this.settle(n));
     dest.on('drop', (data: string | Buffer) => {
       this.settle(Buffer.byteLength(data));
+      this.onError();
       // The record was sealed: the file will show this as a seq gap, which is the truth.
       this.log.error({ event: 'audit-drop', file: this.file }, 'audit buffer full: a record was dropped');
     });
     dest.on('error', (err: NodeJS.ErrnoException) => {
       this.log.error({ event: 'audit-error', file: this.file, code: err.code, err: err.message }, 'audit write failed');
+      this.onError();
       for (const w of this.waiters.splice(0)) w.reject(err);
     });
   }
@@ -158,6 +165,7 @@ class FileAuditSink implements AuditSink {
     } catch (err) {
       // Never into the relay: an audit failure is logged, the session goes on.
       this.log.error({ event: 'audit-error', err: (err as Error).message }, 'audit record not written');
+      this.onError();
     }
   }
 

@@ -102,7 +102,9 @@ class ClusterPrimary {
     }
     try {
       await loadTlsMaterial(this.config.tls, this.log); // generates the self-signed pair once, before workers race for it
-      this.audit = await createAuditSink(this.config.logging, { key: process.env.POP3GW_AUDIT_KEY ?? null, log: this.log });
+      this.audit = await createAuditSink(this.config.logging, {
+        key: process.env.POP3GW_AUDIT_KEY ?? null, log: this.log, onError: () => this.metrics.auditError(),
+      });
       this.store = createCounterStore('memory', this.log);
       await this.startAdmin(this.config);
     } catch (err) {

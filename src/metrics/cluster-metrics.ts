@@ -6,12 +6,19 @@
  * prom-client's `clusterMetrics()` only covers the global registry, which we never use.
  */
 import * as prom from 'prom-client';
+import { collectProcessMetrics } from './metrics.ts';
 
 export class ClusterMetrics {
   readonly registry = new prom.Registry();
   private readonly restarts = new prom.Counter({
     name: 'pop3gw_worker_restarts_total',
     help: 'Worker processes that died and were replaced.',
+    registers: [this.registry],
+  });
+
+  private readonly auditErrors = new prom.Counter({
+    name: 'pop3gw_audit_errors_total',
+    help: 'Audit records that did not reach the audit file (write failed, buffer full, record unwritable).',
     registers: [this.registry],
   });
 
@@ -25,7 +32,12 @@ export class ClusterMetrics {
       },
     });
     // The primary's own CPU and memory, summed into the process_* series with the workers'.
-    prom.collectDefaultMetrics({ register: this.registry });
+    collectProcessMetrics(this.registry);
+  }
+
+  /** The primary writes the one audit file: its write errors are counted here. */
+  auditError(): void {
+    this.auditErrors.inc();
   }
 
   workerRestarted(): void {

@@ -166,6 +166,7 @@ describe('admin endpoint of a live gateway', () => {
 
   it('/healthz answers 503 once the backend is down, and the probe notices within a few intervals', async () => {
     expect((await http(admin, 'GET', '/healthz')).status).toBe(200);
+    expect(metric(await scrape(admin, TOKEN), 'pop3gw_backend_up')).toBe(1);
     await dovecot.stop();
     const down = await until('/healthz to turn 503', async () => {
       const r = await http(admin, 'GET', '/healthz', TOKEN);
@@ -173,5 +174,7 @@ describe('admin endpoint of a live gateway', () => {
     }, 8000);
     expect(JSON.parse(down.body)).toMatchObject({ status: 'unavailable', backend: false, listening: true });
     expect(JSON.parse((await http(admin, 'GET', '/healthz')).body)).toEqual({ status: 'unavailable' });
+    // The same probe answer, for the Pop3GatewayBackendDown alert (docs/prometheus/alerts.yml).
+    expect(metric(await scrape(admin, TOKEN), 'pop3gw_backend_up')).toBe(0);
   });
 });

@@ -189,4 +189,16 @@ describe('audit sink', () => {
     expect(r).toMatchObject({ ok: false, problem: 'seq-gap', seq: 201 });
     expect(logged.find((l) => l.event === 'audit-close')).toMatchObject({ seq: 201 });
   });
+
+  it('reports each record that missed the file through onError, once per record (pop3gw_audit_errors_total)', async () => {
+    const { log, lines: logged } = captureLogger();
+    let errors = 0;
+    const sink = await createAuditSink(cfg(), { key: null, log, maxBufferBytes: 2000, onError: () => errors++ });
+    for (let i = 0; i < 200; i++) sink.write(connectRecord(ctx));
+    await sink.close();
+    const dropped = logged.filter((l) => l.event === 'audit-drop').length;
+    expect(dropped).toBeGreaterThan(0);
+    expect(errors).toBe(dropped);
+    expect(errors).toBe(200 - (await lines(join(dir, 'audit.log'))).length);
+  });
 });

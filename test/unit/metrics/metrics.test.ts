@@ -15,12 +15,33 @@ describe('gateway metrics', () => {
     const e = await scrape(new GatewayMetrics());
     const ours = [...e.type.keys()].filter((n) => n.startsWith('pop3gw_'));
     expect(ours.sort()).toEqual([
-      'pop3gw_backend_connect_seconds', 'pop3gw_backend_errors_total', 'pop3gw_bytes_total', 'pop3gw_command_duration_seconds',
+      'pop3gw_audit_errors_total', 'pop3gw_backend_connect_seconds', 'pop3gw_backend_errors_total', 'pop3gw_backend_up', 'pop3gw_bytes_total', 'pop3gw_command_duration_seconds',
       'pop3gw_connections_total', 'pop3gw_lockouts_active', 'pop3gw_logins_total', 'pop3gw_policy_refusals_total',
       'pop3gw_sessions_active', 'pop3gw_signals_total', 'pop3gw_tls_handshake_failures_total',
     ]);
     for (const n of ours) expect(e.help.get(n)?.length).toBeGreaterThan(10);
     expect(e.type.has('process_cpu_user_seconds_total') || e.type.has('process_cpu_seconds_total')).toBe(true);
+  });
+
+  it('backend_up follows the health probe at each scrape and audit errors count up from 0', async () => {
+    const m = new GatewayMetrics();
+    let up = false;
+    m.setBackendHealth(() => up);
+    let e = await scrape(m);
+    expect(value(e, 'pop3gw_backend_up')).toBe(0);
+    expect(value(e, 'pop3gw_audit_errors_total')).toBe(0);
+    up = true;
+    m.auditError();
+    m.auditError();
+    e = await scrape(m);
+    expect(value(e, 'pop3gw_backend_up')).toBe(1);
+    expect(value(e, 'pop3gw_audit_errors_total')).toBe(2);
+  });
+
+  it('has no gauge named *_total (promtool check metrics rejects them)', async () => {
+    const e = await scrape(new GatewayMetrics());
+    const bad = [...e.type].filter(([n, t]) => n.endsWith('_total') && t !== 'counter').map(([n]) => n);
+    expect(bad).toEqual([]);
   });
 
   it('the strict parser rejects malformed text', () => {
