@@ -97,6 +97,14 @@ describe('configs against the schema (ajv)', () => {
     }
   });
 
+  it('rejects the fixture full of mistakes (unknown key, out-of-range port, bad enum, bad duration)', () => {
+    const text = readFileSync(join(fixtures, 'many-mistakes.yaml'), 'utf8');
+    expect(validatorAccepts(text)).toBe(false);
+    expect(schemaAccepts(parse(text))).toBe(false);
+    const where = new Set((check.errors ?? []).map((e) => e.instancePath));
+    expect([...where]).toEqual(expect.arrayContaining(['/listeners/0/port', '/listeners/1/tls', '/backend', '/policy/auth/window', '/workers']));
+  });
+
   it('accepts the smallest config, a pool of servers and empty sections', () => {
     expect(schemaAccepts(minimal())).toBe(true);
     expect(schemaAccepts({ ...minimal(), backend: { servers: [{ host: 'a', port: 1 }] } })).toBe(true);
