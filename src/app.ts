@@ -101,7 +101,7 @@ export class Gateway {
   ) {}
 
   static async start(config: GatewayConfig, opts: GatewayOptions = {}): Promise<Gateway> {
-    const log: Logger = opts.logger ?? createRootLogger(config.logging.level);
+    const log: Logger = opts.logger ?? createRootLogger(config.logging);
     const env = opts.env ?? process.env;
     const problems = runtimeProblems(config);
     if (problems.length > 0) throw new GatewayStartError(problems);

@@ -53,7 +53,7 @@ async function check(file: string, config: GatewayConfig): Promise<number> {
 }
 
 async function serve(file: string, config: GatewayConfig): Promise<number> {
-  const log = createRootLogger(config.logging.level);
+  const log = createRootLogger(config.logging);
   let gateway: Gateway;
   try {
     gateway = await Gateway.start(config, { logger: log });

@@ -145,7 +145,11 @@ export interface LoggingConfig {
   readonly audit: string | null;
   readonly auditHeaders: readonly string[];
   readonly auditPseudonymize: boolean;
+  /** Log lines on stdout: pino-pretty, JSON lines, or auto (pretty on a terminal, JSON otherwise). */
+  readonly format: LogFormat;
 }
+
+export type LogFormat = 'pretty' | 'json' | 'auto';
 
 export interface AdminConfig {
   readonly host: string;
@@ -247,7 +251,7 @@ export const DEFAULTS = {
     maxMultiline: 256 * 1024 * 1024,
   },
   capa: { implementation: 'hide' },
-  logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false },
+  logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false, format: 'auto' },
   admin: { host: '127.0.0.1', port: 9110, token: null },
   shutdownGrace: 30_000,
 } as const;

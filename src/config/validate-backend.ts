@@ -1,9 +1,8 @@
 /** `backend:` and `routes:` — where sessions are relayed, and per-user exceptions. */
 import { DEFAULTS, type BackendConfig, type BackendServer, type BackendTls, type RouteConfig } from './schema.ts';
-import type { Path, Problems } from './problems.ts';
-import { Section } from './section.ts';
+import { mapping, type Section } from './section.ts';
 import {
-  bool, duration, filePath, host, INVALID, nullable, oneOf, port, spec, text, userPattern, type Checked, type Spec,
+  bool, duration, filePath, host, INVALID, listOf, nullable, oneOf, port, spec, text, userPattern, type Spec,
 } from './specs.ts';
 
 const BACKEND_KEYS = [
@@ -14,23 +13,20 @@ const BACKEND_KEYS = [
 const ROUTE_BACKEND_KEYS = BACKEND_KEYS.filter((k) => k !== 'connect');
 const ROUTE_KEYS = ['match', 'backend', 'loginAs'];
 const BACKEND_EXPECTED = 'a mapping with host and port (or servers: a list of {host, port})';
+const SERVERS_EXPECTED = 'a list (at least 1) of mappings with host and port';
 
 const backendTls = oneOf<BackendTls>(['none', 'implicit', 'starttls']);
 const connectMode = oneOf<'on-login' | 'on-accept'>(['on-login', 'on-accept']);
 const proxyVersion = spec<false | 'v1' | 'v2'>('false, v1 or v2', (v) =>
-  v === false || v === 'v1' || v === 'v2' ? v : INVALID);
+  v === false || v === 'v1' || v === 'v2' ? v : INVALID, { enum: [false, 'v1', 'v2'] });
 const loginAs = oneOf<'as-is' | 'local-part'>(['as-is', 'local-part']);
 
-const server: Spec<BackendServer> = {
-  expected: 'a mapping with host and port',
-  check(v: unknown, path: Path, problems: Problems): Checked<BackendServer> {
-    const s = Section.item(problems, v, path, ['host', 'port']);
-    if (s === null) return INVALID;
-    const h = s.req('host', host);
-    const p = s.req('port', port);
-    return h === undefined || p === undefined ? INVALID : { host: h, port: p };
-  },
-};
+const server = mapping<BackendServer>('a mapping with host and port', ['host', 'port'], (s) => {
+  const h = s.req('host', host);
+  const p = s.req('port', port);
+  return h === undefined || p === undefined ? INVALID : { host: h, port: p };
+});
+const serverPool = listOf(server, { min: 1, expected: SERVERS_EXPECTED });
 
 /** What a route backend inherits when the top-level backend itself is invalid (its problems are reported). */
 const FALLBACK: BackendConfig = {
@@ -41,22 +37,15 @@ const FALLBACK: BackendConfig = {
 };
 
 /**
- * Reads the top-level backend (`inherit` null) or a route's backend, whose unset keys come from
+ * The top-level backend (`inherit` null) or a route's backend, whose unset keys come from
  * the top-level one. Either form names the servers: `host` + `port`, or `servers`.
  */
-export function readBackend(
-  problems: Problems,
-  value: unknown,
-  path: Path,
-  baseDir: string,
-  inherit: BackendConfig | null,
-): BackendConfig | null {
-  if (value === undefined || value === null) {
-    problems.add(path, 'missing', BACKEND_EXPECTED);
-    return null;
-  }
-  const s = Section.item(problems, value, path, inherit === null ? BACKEND_KEYS : ROUTE_BACKEND_KEYS);
-  if (s === null) return null;
+export function backendSpec(baseDir: string, inherit: BackendConfig | null): Spec<BackendConfig> {
+  const keys = inherit === null ? BACKEND_KEYS : ROUTE_BACKEND_KEYS;
+  return mapping(BACKEND_EXPECTED, keys, (s) => readBackend(s, baseDir, inherit) ?? INVALID);
+}
+
+function readBackend(s: Section, baseDir: string, inherit: BackendConfig | null): BackendConfig | null {
   const base = inherit ?? FALLBACK;
   const servers = readServers(s);
   const config: BackendConfig = {
@@ -77,41 +66,28 @@ export function readBackend(
 }
 
 function readServers(s: Section): BackendServer[] | null {
-  if (s.has('servers')) {
-    if (s.has('host') || s.has('port')) {
-      s.problems.add(s.at('servers'), 'both "servers" and "host"/"port" are set', 'either host and port, or servers');
-      return null;
-    }
-    const items = s.value('servers');
-    const expected = 'a list (at least 1) of mappings with host and port';
-    if (!Array.isArray(items) || items.length === 0) {
-      s.problems.found(s.at('servers'), items, expected);
-      return null;
-    }
-    const out: BackendServer[] = [];
-    let bad = false;
-    items.forEach((item, i) => {
-      const one = server.check(item, s.at('servers').concat(i), s.problems);
-      if (one === INVALID) bad = true;
-      else out.push(one);
-    });
-    return bad ? null : out;
+  s.oneOfGroups([['host', 'port'], ['servers']]);
+  if (s.has('servers') && (s.has('host') || s.has('port'))) {
+    s.problems.add(s.at('servers'), 'both "servers" and "host"/"port" are set', 'either host and port, or servers');
+    return null;
   }
-  const h = s.req('host', host);
-  const p = s.req('port', port);
-  return h === undefined || p === undefined ? null : [{ host: h, port: p }];
+  // Every key is read on every path, so the schema learns all three whichever form is used.
+  const pool = s.opt('servers', serverPool, null);
+  const h = s.opt('host', host, null);
+  const p = s.opt('port', port, null);
+  if (s.has('servers')) return pool;
+  if (!s.has('host')) s.problems.add(s.at('host'), 'missing', host.expected);
+  if (!s.has('port')) s.problems.add(s.at('port'), 'missing', port.expected);
+  return h === null || p === null ? null : [{ host: h, port: p }];
 }
 
 export function readRoutes(root: Section, baseDir: string, backend: BackendConfig | null): RouteConfig[] {
-  const out: RouteConfig[] = [];
-  root.items('routes', 'a list of routes, each with match and backend').forEach((item, i) => {
-    const path = ['routes', i];
-    const s = Section.item(root.problems, item, path, ROUTE_KEYS);
-    if (s === null) return;
+  const routeBackend = backendSpec(baseDir, backend ?? FALLBACK);
+  const route = mapping<RouteConfig>('a route with match and backend', ROUTE_KEYS, (s) => {
     const match = s.req('match', userPattern);
-    const routeBackend = readBackend(root.problems, s.value('backend'), s.at('backend'), baseDir, backend ?? FALLBACK);
+    const to = s.req('backend', routeBackend);
     const as = s.opt('loginAs', loginAs, 'as-is');
-    if (match !== undefined && routeBackend !== null) out.push({ match, backend: routeBackend, loginAs: as });
+    return match === undefined || to === undefined ? INVALID : { match, backend: to, loginAs: as };
   });
-  return out;
+  return root.list('routes', route, 'a list of routes, each with match and backend').filter((r) => r !== null);
 }

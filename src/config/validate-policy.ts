@@ -1,7 +1,6 @@
 /** `policy:` — what clients may do, how often they may fail, and per-session rules. */
 import { DEFAULTS, type PolicyConfig, type RuleConfig } from './schema.ts';
-import type { Problems } from './problems.ts';
-import { Section } from './section.ts';
+import { mapping, type Section } from './section.ts';
 import {
   cidr, duration, int, INVALID, listOf, negatableCidr, nullable, oneOf, size, spec, userPattern, verb, verbList,
 } from './specs.ts';
@@ -33,7 +32,7 @@ export function isRateLimitStore(v: unknown): v is string {
 }
 
 const rateLimitStore = spec<string>('memory, or a Redis URL like redis://host:port or redis://host:port/db', (v) =>
-  isRateLimitStore(v) ? v : INVALID);
+  isRateLimitStore(v) ? v : INVALID, { type: 'string', pattern: '^(?:memory|rediss?://\\S+)$' });
 
 export function readPolicy(root: Section): PolicyConfig {
   const s = root.sub('policy', POLICY_KEYS);
@@ -72,40 +71,28 @@ export function readPolicy(root: Section): PolicyConfig {
 }
 
 function readRules(policy: Section): RuleConfig[] {
-  const out: RuleConfig[] = [];
-  policy.items('rules', 'a list of rules, each with match').forEach((item, i) => {
-    const rule = readRule(policy.problems, item, [...policy.at('rules'), i]);
-    if (rule !== null) out.push(rule);
-  });
-  return out;
+  return policy.list('rules', rule, 'a list of rules, each with match').filter((r) => r !== null);
 }
 
-function readRule(problems: Problems, value: unknown, path: (string | number)[]): RuleConfig | null {
-  const s = Section.item(problems, value, path, RULE_KEYS);
-  if (s === null) return null;
-  const matchExpected = 'a mapping with user (a pattern) and/or network (a CIDR, "!" negates)';
-  let match: RuleConfig['match'] | null = null;
-  if (!s.has('match')) {
-    problems.add(s.at('match'), 'missing', matchExpected);
-  } else {
-    const m = Section.item(problems, s.value('match'), s.at('match'), ['user', 'network']);
-    if (m !== null) {
-      const user = m.opt('user', userPattern, null);
-      const network = m.opt('network', negatableCidr, null);
-      // A rule with neither would match every session: almost certainly a mistake in the YAML.
-      if (!m.has('user') && !m.has('network')) {
-        problems.add(s.at('match'), 'neither user nor network is given', matchExpected);
-      } else {
-        match = { user, network };
-      }
-    }
-  }
-  const rule = {
+const MATCH_EXPECTED = 'a mapping with user (a pattern) and/or network (a CIDR, "!" negates)';
+
+const ruleMatch = mapping<RuleConfig['match']>(MATCH_EXPECTED, ['user', 'network'], (m) => {
+  const user = m.opt('user', userPattern, null);
+  const network = m.opt('network', negatableCidr, null);
+  // A rule with neither would match every session: almost certainly a mistake in the YAML.
+  if (m.has('user') || m.has('network')) return { user, network };
+  m.problems.add(m.path, 'neither user nor network is given', MATCH_EXPECTED);
+  return INVALID;
+});
+
+const rule = mapping<RuleConfig>('a rule with match', RULE_KEYS, (s) => {
+  const match = s.req('match', ruleMatch);
+  const rest = {
     deny: s.opt('deny', listOf(verb, { dedupe: true }), []),
     allow: s.opt('allow', nullable(verbList), null),
     maxMessages: s.opt('maxMessages', nullable(int(0)), null),
     maxBytes: s.opt('maxBytes', nullable(size()), null),
     mode: s.opt('mode', oneOf<'enforce' | 'report'>(['enforce', 'report']), 'enforce'),
   };
-  return match === null ? null : { match, ...rule };
-}
+  return match === undefined ? INVALID : { match, ...rest };
+});

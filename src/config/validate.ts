@@ -6,16 +6,16 @@
 import { resolve } from 'node:path';
 import {
   DEFAULTS,
-  type AdminConfig, type CapaConfig, type CertPair, type GatewayConfig, type LimitsConfig, type LoggingConfig,
+  type AdminConfig, type CapaConfig, type CertPair, type GatewayConfig, type LimitsConfig, type LoggingConfig, type LogFormat,
   type Problem, type TlsConfig,
 } from './schema.ts';
 import { Problems, type LineOf } from './problems.ts';
-import { isMapping, Section } from './section.ts';
+import { isMapping, mapping, Section } from './section.ts';
 import {
   bindPort, bool, duration, filePath, host, int, INVALID, listOf, nullable, oneOf, size, spec, text, type Spec,
 } from './specs.ts';
 import { completeListener, readListeners } from './validate-listeners.ts';
-import { readBackend, readRoutes } from './validate-backend.ts';
+import { backendSpec, readRoutes } from './validate-backend.ts';
 import { readPolicy } from './validate-policy.ts';
 import { checkListeners } from './cross-checks.ts';
 
@@ -38,7 +38,7 @@ const TOP_KEYS = [
 ];
 const TLS_KEYS = ['cert', 'key', 'minVersion', 'ciphers', 'handshakeTimeout', 'sni'];
 const LIMIT_KEYS = ['commandLine', 'saslLine', 'responseLine', 'pipelineDepth', 'maxInvalidCommands', 'maxMultiline'];
-const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize'];
+const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize', 'format'];
 const ADMIN_KEYS = ['host', 'port', 'token'];
 const MIN_TOKEN_LENGTH = 16;
 
@@ -50,31 +50,49 @@ export function validateConfig(raw: unknown, opts: ValidateOptions): ValidateRes
     return { ok: false, problems: problems.sorted() };
   }
   const root = Section.open(problems, raw, [], TOP_KEYS);
-  const listeners = readListeners(root);
-  const tls = readTls(root, opts.baseDir);
-  const backend = readBackend(problems, root.value('backend'), ['backend'], opts.baseDir, null);
-  const routes = readRoutes(root, opts.baseDir, backend);
-  const workerCount = root.opt('workers', workers, DEFAULTS.workers);
-  const policy = readPolicy(root);
-  const limits = readLimits(root);
-  const capa = readCapa(root);
-  const logging = readLogging(root, opts.baseDir, env);
-  const admin = readAdmin(root, env);
-  const shutdownGrace = root.opt('shutdownGrace', duration(0), DEFAULTS.shutdownGrace);
-  checkListeners(problems, listeners, admin, policy);
-
-  if (problems.count > 0 || backend === null) return { ok: false, problems: problems.sorted() };
+  const { listeners, backend, ...rest } = readDocument(root, opts.baseDir, env);
+  if (problems.count > 0 || backend === undefined) return { ok: false, problems: problems.sorted() };
   const config: GatewayConfig = {
     file: opts.file,
     // With no problem reported every listener is complete; the filter only narrows the type.
     listeners: listeners.map(completeListener).filter((l) => l !== null),
-    tls, backend, routes, workers: workerCount, policy, limits, capa, logging, admin, shutdownGrace,
+    backend,
+    ...rest,
   };
   return { ok: true, config: deepFreeze(config) };
 }
 
+/**
+ * The document's root section after reading an empty one: it knows the spec of every key, which
+ * is what document-schema.ts turns into the shipped JSON Schema.
+ */
+export function describeDocument(): Section {
+  const root = Section.probe(TOP_KEYS);
+  readDocument(root, '/', {});
+  return root;
+}
+
+// Every section and key is read on every run, whatever the input: that is what lets
+// describeDocument() learn the whole shape from an empty document.
+function readDocument(root: Section, baseDir: string, env: Record<string, string | undefined>) {
+  const listeners = readListeners(root);
+  const tls = readTls(root, baseDir);
+  const backend = root.req('backend', backendSpec(baseDir, null));
+  const routes = readRoutes(root, baseDir, backend ?? null);
+  const workerCount = root.opt('workers', workers, DEFAULTS.workers);
+  const policy = readPolicy(root);
+  const limits = readLimits(root);
+  const capa = readCapa(root);
+  const logging = readLogging(root, baseDir, env);
+  const admin = readAdmin(root, env);
+  const shutdownGrace = root.opt('shutdownGrace', duration(0), DEFAULTS.shutdownGrace);
+  checkListeners(root.problems, listeners, admin, policy);
+  return { listeners, tls, backend, routes, workers: workerCount, policy, limits, capa, logging, admin, shutdownGrace };
+}
+
 const workers = spec<number | 'auto'>('auto, or a positive integer', (v) =>
-  v === 'auto' || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1) ? v : INVALID);
+  v === 'auto' || (typeof v === 'number' && Number.isSafeInteger(v) && v >= 1) ? v : INVALID,
+{ anyOf: [{ const: 'auto' }, { type: 'integer', minimum: 1 }] });
 
 function readTls(root: Section, baseDir: string): TlsConfig {
   const s = root.sub('tls', TLS_KEYS);
@@ -85,33 +103,49 @@ function readTls(root: Section, baseDir: string): TlsConfig {
     minVersion: s.opt('minVersion', oneOf<'TLSv1.2' | 'TLSv1.3'>(['TLSv1.2', 'TLSv1.3']), DEFAULTS.tls.minVersion),
     ciphers: s.opt('ciphers', text, DEFAULTS.tls.ciphers),
     handshakeTimeout: s.opt('handshakeTimeout', duration(1), DEFAULTS.tls.handshakeTimeout),
-    sni: readSni(s, file),
+    sni: s.opt('sni', sniMap(file), {}),
   };
 }
 
 const SNI_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
+const SNI_EXPECTED = 'a mapping of server name to {cert, key}';
+
 /** `tls.sni`: server name → {cert, key}. Names are stored lower-case (RFC 6066 names match in any case). */
-function readSni(tls: Section, file: Spec<string>): Record<string, CertPair> {
-  const raw = tls.value('sni');
-  const out: Record<string, CertPair> = {};
-  if (raw === undefined || raw === null) return out;
-  if (!isMapping(raw)) {
-    tls.problems.found(tls.at('sni'), raw, 'a mapping of server name to {cert, key}');
-    return out;
-  }
-  for (const [name, value] of Object.entries(raw)) {
-    const path = [...tls.at('sni'), name];
-    const lower = name.toLowerCase();
-    if (!SNI_NAME.test(lower)) {
-      tls.problems.add(path, `"${name}" is not a server name`, 'a DNS name like mail.example.org or *.example.org');
-    }
-    const pair = Section.item(tls.problems, value, path, ['cert', 'key']);
-    const cert = pair?.req('cert', file);
-    const key = pair?.req('key', file);
-    if (cert !== undefined && key !== undefined) out[lower] = { cert, key };
-  }
-  return out;
+function sniMap(file: Spec<string>): Spec<Record<string, CertPair>> {
+  const certPair = mapping<CertPair>('a mapping with cert and key', ['cert', 'key'], (pair) => {
+    const cert = pair.req('cert', file);
+    const key = pair.req('key', file);
+    return cert === undefined || key === undefined ? INVALID : { cert, key };
+  });
+  return {
+    expected: SNI_EXPECTED,
+    get schema() {
+      // JSON Schema has no case-insensitive pattern: upper-case letters are let through here.
+      const name = SNI_NAME.source.replaceAll('a-z', 'A-Za-z');
+      return { type: ['object', 'null'], propertyNames: { pattern: name }, additionalProperties: certPair.schema, description: SNI_EXPECTED };
+    },
+    check(raw, path, problems) {
+      const out: Record<string, CertPair> = {};
+      if (raw === null) return out;
+      if (!isMapping(raw)) {
+        problems.found(path, raw, SNI_EXPECTED);
+        return INVALID;
+      }
+      let bad = false;
+      for (const [name, value] of Object.entries(raw)) {
+        const lower = name.toLowerCase();
+        if (!SNI_NAME.test(lower)) {
+          problems.add([...path, name], `"${name}" is not a server name`, 'a DNS name like mail.example.org or *.example.org');
+          bad = true;
+        }
+        const pair = certPair.check(value, [...path, name], problems);
+        if (pair === INVALID) bad = true;
+        else out[lower] = pair;
+      }
+      return bad ? INVALID : out;
+    },
+  };
 }
 
 function readLimits(root: Section): LimitsConfig {
@@ -138,8 +172,10 @@ function readLimits(root: Section): LimitsConfig {
 }
 
 // The text replaces the backend's IMPLEMENTATION line in CAPA, so it must stay on one short line.
+const IMPLEMENTATION = /^[\x20-\x7e]{1,200}$/;
 const implementation = spec<string>('hide, relay, or printable text of at most 200 characters', (v) =>
-  typeof v === 'string' && /^[\x20-\x7e]{1,200}$/.test(v) && v.trim() !== '' ? v : INVALID);
+  typeof v === 'string' && IMPLEMENTATION.test(v) && v.trim() !== '' ? v : INVALID,
+{ type: 'string', pattern: IMPLEMENTATION.source });
 
 function readCapa(root: Section): CapaConfig {
   const s = root.sub('capa', ['implementation']);
@@ -148,8 +184,9 @@ function readCapa(root: Section): CapaConfig {
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 // RFC 5322 field names: printable ASCII without the colon.
+const HEADER_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 const headerName = spec<string>('a header field name like Message-ID', (v) =>
-  typeof v === 'string' && /^[\x21-\x39\x3b-\x7e]+$/.test(v) ? v : INVALID);
+  typeof v === 'string' && HEADER_NAME.test(v) ? v : INVALID, { type: 'string', pattern: HEADER_NAME.source });
 
 function readLogging(root: Section, baseDir: string, env: Record<string, string | undefined>): LoggingConfig {
   const s = root.sub('logging', LOGGING_KEYS);
@@ -159,6 +196,7 @@ function readLogging(root: Section, baseDir: string, env: Record<string, string 
     audit: s.opt('audit', nullable(filePath(baseDir)), d.audit),
     auditHeaders: s.opt('auditHeaders', listOf(headerName, { dedupe: true }), [...d.auditHeaders]),
     auditPseudonymize: s.opt('auditPseudonymize', bool, d.auditPseudonymize),
+    format: s.opt('format', oneOf<LogFormat>(['auto', 'pretty', 'json']), d.format),
   };
   // Without a key the hashes would be unkeyed, and a dictionary of user names would undo them.
   if (logging.auditPseudonymize && !env.POP3GW_AUDIT_KEY) {
@@ -175,7 +213,7 @@ function readLogging(root: Section, baseDir: string, env: Record<string, string 
 const isToken = (v: unknown): boolean =>
   typeof v === 'string' && v.length >= MIN_TOKEN_LENGTH && /^[\x21-\x7e]+$/.test(v);
 const token = spec<string>(`a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`, (v) =>
-  isToken(v) ? (v as string) : INVALID);
+  isToken(v) ? (v as string) : INVALID, { type: 'string', minLength: MIN_TOKEN_LENGTH, pattern: '^[\\x21-\\x7e]+$' });
 
 function readAdmin(root: Section, env: Record<string, string | undefined>): AdminConfig {
   const s = root.sub('admin', ADMIN_KEYS);

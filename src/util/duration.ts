@@ -8,6 +8,8 @@ const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as c
 type Unit = keyof typeof UNIT_MS;
 
 const WHOLE = /^(?:\d+(?:ms|s|m|h|d))+$/;
+/** The accepted string form, for the config's JSON Schema. */
+export const DURATION_PATTERN = WHOLE.source;
 const PART = /(\d+)(ms|s|m|h|d)/g;
 
 /** Milliseconds, or null when `v` is not a duration. */

@@ -17,6 +17,8 @@ const UNIT_BYTES: Readonly<Record<string, number>> = {
 };
 
 const SIZE = /^(\d+) ?([A-Za-z]+)?$/;
+/** The accepted string form, units spelled out, for the config's JSON Schema. */
+export const SIZE_PATTERN = `^\\d+ ?(?:${Object.keys(UNIT_BYTES).join('|')})?$`;
 
 /** Bytes, or null when `v` is not a size. */
 export function parseSize(v: unknown): number | null {

@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 function cfg(over: Partial<LoggingConfig> = {}): LoggingConfig {
-  return { level: 'info', audit: join(dir, 'audit.log'), auditHeaders: [], auditPseudonymize: false, ...over };
+  return { level: 'info', audit: join(dir, 'audit.log'), auditHeaders: [], auditPseudonymize: false, format: 'json', ...over };
 }
 
 async function lines(file: string): Promise<string[]> {

@@ -212,6 +212,20 @@ describe('validateConfig: workers, limits, capa, shutdownGrace', () => {
 });
 
 describe('validateConfig: logging and admin', () => {
+  it('reads logging.format, auto by default', () => {
+    expect(configOf().logging.format).toBe('auto');
+    expect(configOf((raw) => (raw.logging = { format: 'pretty' })).logging.format).toBe('pretty');
+    expect(configOf((raw) => (raw.logging = { format: 'json' })).logging.format).toBe('json');
+  });
+
+  it('rejects a log format other than auto, pretty or json', () => {
+    expect(onlyProblem((raw) => (raw.logging = { format: 'text' }))).toMatchObject({
+      path: 'logging.format',
+      message: 'found "text"',
+      expected: 'one of: auto, pretty, json',
+    });
+  });
+
   it('rejects a log level pino does not have', () => {
     expect(onlyProblem((raw) => (raw.logging = { level: 'verbose' }))).toMatchObject({
       path: 'logging.level',

@@ -1,0 +1,53 @@
+import { describe, expect, it } from 'vitest';
+import { createRootLogger, wantsPretty } from '../../../src/log/logger.ts';
+import { captureLogs } from '../../harness/log-capture.ts';
+
+const flushed = () => new Promise((r) => setTimeout(r, 50));
+
+describe('the root logger', () => {
+  it.each([
+    ['auto', true, true],
+    ['auto', false, false],
+    ['pretty', false, true],
+    ['pretty', true, true],
+    ['json', true, false],
+    ['json', false, false],
+  ] as const)('format %s with a terminal=%s prints readable lines: %s', (format, tty, pretty) => {
+    expect(wantsPretty(format, tty)).toBe(pretty);
+  });
+
+  it('writes JSON lines to a given destination, even with format auto', async () => {
+    const sink = captureLogs();
+    createRootLogger({ level: 'info', format: 'auto' }, sink.stream).info({ event: 'listening', port: 1 }, 'listening');
+    await flushed();
+    expect(sink.find({ msg: 'listening', event: 'listening', level: 'info', port: 1 })).toHaveLength(1);
+  });
+
+  it('writes readable lines with format pretty: message first, fields indented, no JSON', async () => {
+    const sink = captureLogs();
+    createRootLogger({ level: 'info', format: 'pretty' }, sink.stream).info({ event: 'listening', port: 995 }, 'listening');
+    await flushed();
+    const text = sink.text();
+    expect(text).toMatch(/^\[\d\d:\d\d:\d\d\.\d{3}\] INFO \(\d+\): listening\n {4}event: "listening"\n {4}port: 995\n$/);
+    expect(text).not.toContain('\x1b['); // not a terminal: no colour codes
+  });
+
+  it('redacts secrets in readable lines exactly as in JSON lines', async () => {
+    for (const format of ['pretty', 'json'] as const) {
+      const sink = captureLogs();
+      const log = createRootLogger({ level: 'debug', format }, sink.stream);
+      log.warn({ password: 'pw-1', token: 'tok-2', user: { pass: 'pw-3', secret: 'sec-4' }, auth: { credentials: 'cr-5' } }, 'oops');
+      await flushed();
+      const text = sink.text();
+      for (const secret of ['pw-1', 'tok-2', 'pw-3', 'sec-4', 'cr-5']) expect(text, `${format}: ${secret}`).not.toContain(secret);
+      expect(text.match(/\[redacted\]/g), format).toHaveLength(5);
+    }
+  });
+
+  it('still accepts a bare level, for JSON lines', async () => {
+    const sink = captureLogs();
+    createRootLogger('warn', sink.stream).warn('x');
+    await flushed();
+    expect(sink.find({ level: 'warn', msg: 'x' })).toHaveLength(1);
+  });
+});
