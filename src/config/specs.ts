@@ -199,6 +199,7 @@ const NESTED_QUANTIFIER = 'a regular expression without a repeated group that re
 /** ...and a regex must not repeat a repeating group: it runs on names from unauthenticated clients. */
 export const userPattern: Spec<string> = {
   expected: anyUserPattern.expected,
+  schema: anyUserPattern.schema,
   check(v, path, p) {
     const out = anyUserPattern.check(v, path, p);
     if (out === INVALID || !out.startsWith('/') || !hasNestedQuantifier(REGEX_FORM.exec(out)![1]!)) return out;
