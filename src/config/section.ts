@@ -2,7 +2,7 @@
  * Reading one YAML mapping: unknown keys are reported (with a "did you mean" hint) when the
  * section is opened, then each known key is read through a spec with its default.
  */
-import { describe, suggestKey, type Path, type Problems } from './problems.ts';
+import { suggestKey, type Path, type Problems } from './problems.ts';
 import { INVALID, type Spec } from './specs.ts';
 
 export function isMapping(v: unknown): v is Record<string, unknown> {
@@ -90,7 +90,7 @@ export class Section {
     const v = this.raw[key];
     if (v === undefined || v === null) return [];
     if (Array.isArray(v)) return v;
-    this.problems.add(this.at(key), `found ${describe(v)}`, expected);
+    this.problems.found(this.at(key), v, expected);
     return [];
   }
 }
