@@ -152,6 +152,11 @@ export interface AdminConfig {
   /** null disables the admin endpoint. */
   readonly port: number | null;
   readonly token: string | null;
+  /**
+   * Names (or addresses) a `Host` header may carry besides the bind address and, on loopback,
+   * localhost/127.0.0.1/[::1]; anything else is refused (DNS rebinding).
+   */
+  readonly allowedHosts: readonly string[];
 }
 
 export interface GatewayConfig {
@@ -248,6 +253,6 @@ export const DEFAULTS = {
   },
   capa: { implementation: 'hide' },
   logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false },
-  admin: { host: '127.0.0.1', port: 9110, token: null },
+  admin: { host: '127.0.0.1', port: 9110, token: null, allowedHosts: [] },
   shutdownGrace: 30_000,
 } as const;

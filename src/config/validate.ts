@@ -18,6 +18,7 @@ import { completeListener, readListeners } from './validate-listeners.ts';
 import { readBackend, readRoutes } from './validate-backend.ts';
 import { readPolicy } from './validate-policy.ts';
 import { checkListeners } from './cross-checks.ts';
+import { parseIp } from '../util/cidr.ts';
 
 export interface ValidateOptions {
   /** Folder relative paths resolve against: the YAML file's own folder. */
@@ -39,7 +40,7 @@ const TOP_KEYS = [
 const TLS_KEYS = ['cert', 'key', 'minVersion', 'ciphers', 'handshakeTimeout', 'sni'];
 const LIMIT_KEYS = ['commandLine', 'saslLine', 'responseLine', 'pipelineDepth', 'maxInvalidCommands', 'maxMultiline'];
 const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize'];
-const ADMIN_KEYS = ['host', 'port', 'token'];
+const ADMIN_KEYS = ['host', 'port', 'token', 'allowedHosts'];
 const MIN_TOKEN_LENGTH = 16;
 
 export function validateConfig(raw: unknown, opts: ValidateOptions): ValidateResult {
@@ -177,9 +178,17 @@ const isToken = (v: unknown): boolean =>
 const token = spec<string>(`a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`, (v) =>
   isToken(v) ? (v as string) : INVALID);
 
+// A Host header's name part: a DNS name or an address (IPv6 with or without brackets), no port.
+const allowedHost = spec<string>('a host name or IP address without a port, like admin.example.org', (v) =>
+  typeof v === 'string' && /^([A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?)$/.test(v) ? v : INVALID);
+
 function readAdmin(root: Section, env: Record<string, string | undefined>): AdminConfig {
-  const s = root.sub('admin', ADMIN_KEYS);
   const d = DEFAULTS.admin;
+  // `admin: null` (written, not merely absent; YAML reads an empty `admin:` the same) turns the
+  // endpoint off: no listener at all.
+  if (root.value('admin') === null) return { ...d, port: null, allowedHosts: [] };
+  const s = root.sub('admin', ADMIN_KEYS);
+  const before = s.problems.count;
   const written = s.opt('token', nullable(token), d.token);
   let fromEnv: string | null = null;
   const envToken = env.POP3GW_ADMIN_TOKEN;
@@ -194,11 +203,26 @@ function readAdmin(root: Section, env: Record<string, string | undefined>): Admi
       fromEnv = envToken;
     }
   }
-  return {
+  const tokenReported = s.problems.count > before;
+  const admin: AdminConfig = {
     host: s.opt('host', host, d.host),
     port: s.opt('port', nullable(bindPort), d.port),
     token: written ?? fromEnv,
+    allowedHosts: s.opt('allowedHosts', listOf(allowedHost, { dedupe: true }), []),
   };
+  // Off loopback anyone on the network could list and kick sessions: a token is not optional there.
+  if (admin.port !== null && admin.token === null && !tokenReported && !isLoopback(admin.host)) {
+    s.problems.add(
+      s.at('host'),
+      `the admin endpoint on ${admin.host} is reachable from other machines but has no token`,
+      'admin.token (or env POP3GW_ADMIN_TOKEN) set, a loopback admin.host like 127.0.0.1, or admin: null',
+    );
+  }
+  return admin;
+}
+
+function isLoopback(h: string): boolean {
+  return h.toLowerCase() === 'localhost' || parseIp(h)?.range() === 'loopback';
 }
 
 /** Freezes every object and array reachable from `value`, so no module can change the config. */
