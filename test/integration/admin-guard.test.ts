@@ -3,8 +3,13 @@
  * browser turned into a weapon: DNS rebinding (a foreign Host), cross-site reads (a foreign
  * Origin) and cross-site form posts that would kick a session. Without a token, as shipped.
  */
+import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runProcess } from '../harness/child-processes.ts';
+import { makeCert } from '../harness/certs.ts';
+import { makeTempDir, runProcess } from '../harness/child-processes.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
@@ -125,4 +130,35 @@ describe('admin: null', () => {
       await dovecot.stop();
     }
   }, 30_000);
+});
+
+describe('an admin endpoint off loopback', () => {
+  const ROOT = path.resolve(import.meta.dirname, '../..');
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stderr: string }> => new Promise((done) => {
+    execFile(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: ROOT, timeout: 30_000, env: { ...process.env, POP3GW_ADMIN_TOKEN: '', ...env } },
+      (err, _stdout, stderr) => done({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stderr }));
+  });
+
+  it('is refused by --check and at start-up without a token, and accepted with one', async () => {
+    const dir = makeTempDir('adminoff');
+    try {
+      const cert = await makeCert({ commonName: 'localhost' });
+      const file = path.join(dir, 'gateway.yaml');
+      fs.writeFileSync(file, stringify({
+        listeners: [{ name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit' }],
+        tls: { cert: cert.certFile, key: cert.keyFile },
+        backend: { host: '127.0.0.1', port: 1 },
+        logging: { audit: null },
+        admin: { host: '0.0.0.0', port: 0 },
+      }));
+      for (const args of [['--config', file, '--check'], ['--config', file]]) {
+        const r = await run(args);
+        expect(r.code, args.join(' ')).toBe(2);
+        expect(r.stderr).toMatch(/admin\.host: the admin endpoint on 0\.0\.0\.0 is reachable from other machines but has no token/);
+      }
+      expect((await run(['--config', file, '--check'], { POP3GW_ADMIN_TOKEN: 'an-admin-token-long-enough' })).code).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
