@@ -145,6 +145,8 @@ export interface LoggingConfig {
   readonly audit: string | null;
   readonly auditHeaders: readonly string[];
   readonly auditPseudonymize: boolean;
+  /** Permission bits a new audit file is created with (`auditMode: "0640"`); an existing file keeps its own. */
+  readonly auditMode: number;
 }
 
 export interface AdminConfig {
@@ -252,7 +254,7 @@ export const DEFAULTS = {
     maxMultiline: 256 * 1024 * 1024,
   },
   capa: { implementation: 'hide' },
-  logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false },
+  logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false, auditMode: 0o640 },
   admin: { host: '127.0.0.1', port: 9110, token: null, allowedHosts: [] },
   shutdownGrace: 30_000,
 } as const;

@@ -39,7 +39,7 @@ const TOP_KEYS = [
 ];
 const TLS_KEYS = ['cert', 'key', 'minVersion', 'ciphers', 'handshakeTimeout', 'sni'];
 const LIMIT_KEYS = ['commandLine', 'saslLine', 'responseLine', 'pipelineDepth', 'maxInvalidCommands', 'maxMultiline'];
-const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize'];
+const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize', 'auditMode'];
 const ADMIN_KEYS = ['host', 'port', 'token', 'allowedHosts'];
 const MIN_TOKEN_LENGTH = 16;
 
@@ -152,6 +152,17 @@ const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as
 const headerName = spec<string>('a header field name like Message-ID', (v) =>
   typeof v === 'string' && /^[\x21-\x39\x3b-\x7e]+$/.test(v) ? v : INVALID);
 
+/**
+ * An octal mode as a quoted string: YAML reads an unquoted 0640 as the decimal 640. The owner
+ * (the gateway) must be able to write; execute bits and world-writable modes make no sense here.
+ */
+const fileMode = spec<number>('an octal file mode as a quoted string like "0640" (owner rw, no execute bits, not world-writable)',
+  (v) => {
+    if (typeof v !== 'string' || !/^0?[0-7]{3}$/.test(v)) return INVALID;
+    const mode = parseInt(v, 8);
+    return (mode & 0o600) === 0o600 && (mode & 0o111) === 0 && (mode & 0o002) === 0 ? mode : INVALID;
+  });
+
 function readLogging(root: Section, baseDir: string, env: Record<string, string | undefined>): LoggingConfig {
   const s = root.sub('logging', LOGGING_KEYS);
   const d = DEFAULTS.logging;
@@ -160,6 +171,7 @@ function readLogging(root: Section, baseDir: string, env: Record<string, string 
     audit: s.opt('audit', nullable(filePath(baseDir)), d.audit),
     auditHeaders: s.opt('auditHeaders', listOf(headerName, { dedupe: true }), [...d.auditHeaders]),
     auditPseudonymize: s.opt('auditPseudonymize', bool, d.auditPseudonymize),
+    auditMode: s.opt('auditMode', fileMode, d.auditMode),
   };
   // Without a key the hashes would be unkeyed, and a dictionary of user names would undo them.
   if (logging.auditPseudonymize && !env.POP3GW_AUDIT_KEY) {

@@ -238,6 +238,18 @@ describe('validateConfig: logging and admin', () => {
     expect(config.logging.auditPseudonymize).toBe(true);
   });
 
+  it('defaults the audit file mode to 0640 and reads auditMode as a quoted octal string', () => {
+    expect(configOf().logging.auditMode).toBe(0o640);
+    expect(configOf((raw) => (raw.logging = { auditMode: '0600' })).logging.auditMode).toBe(0o600);
+    expect(configOf((raw) => (raw.logging = { auditMode: '660' })).logging.auditMode).toBe(0o660);
+  });
+
+  it.each([[640], ['0644x'], ['0755'], ['0666'], ['0440'], ['01640'], ['rw-r-----']])('rejects auditMode %j', (mode) => {
+    const p = onlyProblem((raw) => (raw.logging = { auditMode: mode }));
+    expect(p.path).toBe('logging.auditMode');
+    expect(p.expected).toContain('"0640"');
+  });
+
   it('defaults the admin endpoint to 127.0.0.1:9110 without a token', () => {
     expect(configOf().admin).toEqual({ host: '127.0.0.1', port: 9110, token: null, allowedHosts: [] });
   });
