@@ -192,7 +192,7 @@ const token = spec<string>(`a string of at least ${MIN_TOKEN_LENGTH} characters 
 
 // A Host header's name part: a DNS name or an address (IPv6 with or without brackets), no port.
 const allowedHost = spec<string>('a host name or IP address without a port, like admin.example.org', (v) =>
-  typeof v === 'string' && /^([A-Za-z0-9._-]+|\[?[0-9A-Fa-f:.]+\]?)$/.test(v) ? v : INVALID);
+  typeof v === 'string' && (/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(v) || parseIp(/^\[(.*)\]$/.exec(v)?.[1] ?? v) !== null) ? v : INVALID);
 
 function readAdmin(root: Section, env: Record<string, string | undefined>): AdminConfig {
   const d = DEFAULTS.admin;

@@ -264,6 +264,8 @@ describe('validateConfig: logging and admin', () => {
     expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['admin.example.org:9110'] })).path).toBe('admin.allowedHosts[0]');
     expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['http://admin.example.org'] })).path).toBe('admin.allowedHosts[0]');
     expect(onlyProblem((raw) => (raw.admin = { allowedHosts: 'admin.example.org' })).path).toBe('admin.allowedHosts');
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['[::1'] })).path).toBe('admin.allowedHosts[0]');
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['cafe.bad:9110'] })).path).toBe('admin.allowedHosts[0]');
   });
 
   it.each(['0.0.0.0', '::', '10.0.0.5', 'admin.example.org'])('refuses an admin endpoint on %s without a token', (host) => {
