@@ -3,12 +3,15 @@
  * POST /sessions/:id/kick. Loopback by default. With a token (admin.token or env
  * POP3GW_ADMIN_TOKEN) every route but /healthz needs `Authorization: Bearer <token>`;
  * /healthz then answers anyone, but shows its details only to a caller with the token.
+ * Before any of that, request-guard.ts refuses a foreign Host (421), a foreign Origin (403)
+ * and a POST that a cross-site HTML form could have sent (415), with or without a token.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AdminConfig } from '../config/schema.ts';
 import type { Logger } from '../util/logger.ts';
+import { RequestGuard } from './request-guard.ts';
 
 export interface SessionView {
   id: string;
@@ -50,6 +53,7 @@ export async function startAdminServer(cfg: AdminConfig, deps: AdminDeps): Promi
   const token = cfg.token ?? (process.env.POP3GW_ADMIN_TOKEN || null);
   const tokenDigest = token === null ? null : digest(token);
   const log = deps.log.child({ component: 'admin' });
+  const guard = new RequestGuard(cfg.host, cfg.allowedHosts);
 
   const server = createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
@@ -70,6 +74,12 @@ export async function startAdminServer(cfg: AdminConfig, deps: AdminDeps): Promi
     const kick = KICK.exec(path);
     const route: Route | null =
       path === '/metrics' ? 'metrics' : path === '/healthz' ? 'healthz' : path === '/sessions' ? 'sessions' : kick ? 'kick' : null;
+    const verdict = guard.check(method, req.headers);
+    if (!verdict.ok) {
+      log.warn({ event: 'admin-refused', status: verdict.status, host: req.headers.host, origin: req.headers.origin, path },
+        'admin request refused');
+      return sendJson(res, verdict.status, { error: verdict.error });
+    }
     if (route === null) return sendJson(res, 404, { error: 'not found' });
     const wanted = route === 'kick' ? 'POST' : 'GET';
     if (method !== wanted && !(wanted === 'GET' && method === 'HEAD')) {

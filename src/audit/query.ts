@@ -148,7 +148,7 @@ const COLUMNS: readonly Column[] = [
 
 /** An aligned table, one row per record; cells longer than their column end in "…". */
 export function formatTable(records: readonly AuditRecord[]): string {
-  const rows = records.map((r) => COLUMNS.map((c) => clip(oneLine(c.cell(r)), c.max)));
+  const rows = records.map((r) => COLUMNS.map((c) => clip(escapeForTerminal(c.cell(r)), c.max)));
   const widths = COLUMNS.map((c, i) => Math.max(c.title.length, ...rows.map((row) => (row[i] ?? '').length)));
   const render = (cells: readonly string[]) =>
     cells
@@ -234,8 +234,25 @@ function str(v: unknown): string {
 }
 
 /** Records hold no newlines we wrote, but a foreign file could: keep one row per record. */
-function oneLine(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f]/g, ' ');
+/**
+ * Code points that must not reach the operator's terminal as they are: C0, DEL and C1
+ * controls (U+009B is a one-byte CSI: escape sequences), format characters (Cf: the bidi
+ * marks, embeddings, overrides and isolates U+200E/F, U+202A–E, U+2066–9, U+061C, and
+ * zero-width ones), lone surrogates, and the line/paragraph separators U+2028/2029.
+ * Audit fields come from unauthenticated clients (a login name), so every cell goes through this.
+ */
+const UNSAFE = /[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}\\]/gu;
+
+/**
+ * Each unsafe code point as `\xNN` (below U+0100) or `\u{NNNN}`; a backslash doubled, so an
+ * escape in the output is never confused with the same characters typed by a client.
+ */
+export function escapeForTerminal(s: string): string {
+  return s.replace(UNSAFE, (ch) => {
+    if (ch === '\\') return '\\\\';
+    const cp = ch.codePointAt(0) as number;
+    return cp < 0x100 ? `\\x${cp.toString(16).padStart(2, '0')}` : `\\u{${cp.toString(16)}}`;
+  });
 }
 
 function clip(s: string, max: number): string {

@@ -10,9 +10,15 @@
  * chain. Do not use logrotate's `copytruncate`: records written between the copy and the
  * truncation are lost and show up as a gap in the chain.
  *
+ * File mode: a file the gateway creates (at start, or at the reopen after a rotation) gets
+ * `logging.auditMode` (default 0640: users, addresses and subjects are not for every local
+ * account), set with fchmod so the umask cannot change it. A file that already exists keeps
+ * its mode and owner: an operator (or logrotate's `create`) who chose them is not overruled.
+ *
  * One writer per file: with several worker processes each needs its own file (or the primary
  * writes for all), or the chains interleave.
  */
+import { closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import pino from 'pino';
@@ -74,7 +80,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
     );
   }
   const file = cfg.audit;
-  await ensureWritable(file);
+  await ensureWritable(file, cfg.auditMode);
   const start = await findChainHead(file);
   if (start.head === null && start.foundInvalidTail) {
     opts.log.warn({ event: 'audit-chain-restart', file }, 'audit file does not end in a chained record: chain restarts');
@@ -84,6 +90,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
     sync: opts.sync === true,
     mkdir: true,
     append: true,
+    mode: cfg.auditMode,
     maxLength: opts.maxBufferBytes ?? DEFAULT_MAX_BUFFER,
   });
   await new Promise<void>((resolve, reject) => {
@@ -94,7 +101,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
       resolve();
     });
   });
-  const sink = new FileAuditSink(file, dest, new AuditChain(start.head ?? GENESIS), {
+  const sink = new FileAuditSink(file, cfg.auditMode, dest, new AuditChain(start.head ?? GENESIS), {
     pseudonymize: pseudonymizer(cfg.auditPseudonymize ? opts.key : null),
     log: opts.log,
     now: opts.now ?? (() => new Date()),
@@ -109,12 +116,33 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
  * Opens (creating) the file once ourselves so a bad path or permission fails at startup with a
  * clear error, before a destination exists whose exit hook would then trip over it.
  */
-async function ensureWritable(file: string): Promise<void> {
+async function ensureWritable(file: string, mode: number): Promise<void> {
   try {
     await mkdir(dirname(file), { recursive: true });
+    createWithMode(file, mode);
     await (await open(file, 'a')).close();
   } catch (err) {
     throw new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Creates `file` with exactly `mode` when it does not exist (O_EXCL, so an existing file is
+ * never touched); fchmod after the open because open's mode is narrowed by the umask.
+ * Synchronous: it runs at start and in the reopen signal handler, before the destination opens.
+ */
+function createWithMode(file: string, mode: number): void {
+  let fd: number;
+  try {
+    fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_APPEND, mode);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return;
+    throw err;
+  }
+  try {
+    fchmodSync(fd, mode);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -133,6 +161,7 @@ class FileAuditSink implements AuditSink {
 
   constructor(
     private readonly file: string,
+    private readonly mode: number,
     private readonly dest: Destination,
     private readonly chain: AuditChain,
     deps: { pseudonymize: Pseudonymizer; log: Logger; now: () => Date; onError: () => void },
@@ -176,6 +205,12 @@ class FileAuditSink implements AuditSink {
 
   reopen(): void {
     if (this.closed) return;
+    try {
+      createWithMode(this.file, this.mode);
+    } catch (err) {
+      // The destination's own open reports the same failure through its error event.
+      this.log.error({ event: 'audit-error', file: this.file, err: (err as Error).message }, 'audit file could not be created');
+    }
     this.dest.reopen();
     // The head goes to the operational log too: an outside anchor for the unkeyed chain.
     this.log.info({ event: 'audit-reopen', file: this.file, ...this.chain.head }, 'audit file reopened');

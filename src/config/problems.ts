@@ -1,7 +1,10 @@
 /**
  * Collecting config problems: YAML paths, what was found, and the line each one sits on.
  * Validation never stops at the first problem; everything wrong is reported in one pass.
+ * Every report is built here, so this is where secrets are redacted (redact.ts): a rejected
+ * token or a Redis URL's password never reaches `--check`, start-up errors or `reload-rejected`.
  */
+import { isSecretPath, redactCredentials, redactValue } from './redact.ts';
 import type { Problem } from './schema.ts';
 
 export type Path = readonly (string | number)[];
@@ -31,6 +34,13 @@ export function describe(v: unknown): string {
   return String(v);
 }
 
+/** `describe`, but a value at a secret path (or a URL with a password) is shown redacted. */
+export function describeAt(path: Path, v: unknown): string {
+  if (typeof v === 'string') return isSecretPath(path) ? redactValue(path, v) : JSON.stringify(redactValue(path, v));
+  if (isSecretPath(path) && (typeof v === 'number' || typeof v === 'boolean')) return '<redacted>';
+  return describe(v);
+}
+
 export class Problems {
   readonly list: Problem[] = [];
 
@@ -38,13 +48,15 @@ export class Problems {
 
   add(path: Path, message: string, expected: string): void {
     const line = this.lineFor(path);
+    // Messages are written by validators: mask any URL credentials one of them interpolated.
+    const safe = redactCredentials(message);
     this.list.push(line === undefined
-      ? { path: formatPath(path), message, expected }
-      : { path: formatPath(path), message, expected, line });
+      ? { path: formatPath(path), message: safe, expected }
+      : { path: formatPath(path), message: safe, expected, line });
   }
 
   found(path: Path, value: unknown, expected: string): void {
-    this.add(path, `found ${describe(value)}`, expected);
+    this.add(path, `found ${describeAt(path, value)}`, expected);
   }
 
   /** In file order (problems without a line first), so a reader can walk the YAML top to bottom. */

@@ -147,6 +147,8 @@ export interface LoggingConfig {
   readonly auditPseudonymize: boolean;
   /** Log lines on stdout: pino-pretty, JSON lines, or auto (pretty on a terminal, JSON otherwise). */
   readonly format: LogFormat;
+  /** Permission bits a new audit file is created with (`auditMode: "0640"`); an existing file keeps its own. */
+  readonly auditMode: number;
 }
 
 export type LogFormat = 'pretty' | 'json' | 'auto';
@@ -156,6 +158,11 @@ export interface AdminConfig {
   /** null disables the admin endpoint. */
   readonly port: number | null;
   readonly token: string | null;
+  /**
+   * Names (or addresses) a `Host` header may carry besides the bind address and, on loopback,
+   * localhost/127.0.0.1/[::1]; anything else is refused (DNS rebinding).
+   */
+  readonly allowedHosts: readonly string[];
 }
 
 export interface GatewayConfig {
@@ -251,7 +258,7 @@ export const DEFAULTS = {
     maxMultiline: 256 * 1024 * 1024,
   },
   capa: { implementation: 'hide' },
-  logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false, format: 'auto' },
-  admin: { host: '127.0.0.1', port: 9110, token: null },
+  logging: { level: 'info', audit: null, auditHeaders: [], auditPseudonymize: false, auditMode: 0o640, format: 'auto' },
+  admin: { host: '127.0.0.1', port: 9110, token: null, allowedHosts: [] },
   shutdownGrace: 30_000,
 } as const;

@@ -18,6 +18,7 @@ import { completeListener, readListeners } from './validate-listeners.ts';
 import { backendSpec, readRoutes } from './validate-backend.ts';
 import { readPolicy } from './validate-policy.ts';
 import { checkListeners } from './cross-checks.ts';
+import { parseIp } from '../util/cidr.ts';
 
 export interface ValidateOptions {
   /** Folder relative paths resolve against: the YAML file's own folder. */
@@ -38,8 +39,8 @@ const TOP_KEYS = [
 ];
 const TLS_KEYS = ['cert', 'key', 'minVersion', 'ciphers', 'handshakeTimeout', 'sni'];
 const LIMIT_KEYS = ['commandLine', 'saslLine', 'responseLine', 'pipelineDepth', 'maxInvalidCommands', 'maxMultiline'];
-const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize', 'format'];
-const ADMIN_KEYS = ['host', 'port', 'token'];
+const LOGGING_KEYS = ['level', 'audit', 'auditHeaders', 'auditPseudonymize', 'auditMode', 'format'];
+const ADMIN_KEYS = ['host', 'port', 'token', 'allowedHosts'];
 const MIN_TOKEN_LENGTH = 16;
 
 export function validateConfig(raw: unknown, opts: ValidateOptions): ValidateResult {
@@ -188,6 +189,17 @@ const HEADER_NAME = /^[\x21-\x39\x3b-\x7e]+$/;
 const headerName = spec<string>('a header field name like Message-ID', (v) =>
   typeof v === 'string' && HEADER_NAME.test(v) ? v : INVALID, { type: 'string', pattern: HEADER_NAME.source });
 
+/**
+ * An octal mode as a quoted string: YAML reads an unquoted 0640 as the decimal 640. The owner
+ * (the gateway) must be able to write; execute bits and world-writable modes make no sense here.
+ */
+const fileMode = spec<number>('an octal file mode as a quoted string like "0640" (owner rw, no execute bits, not world-writable)',
+  (v) => {
+    if (typeof v !== 'string' || !/^0?[0-7]{3}$/.test(v)) return INVALID;
+    const mode = parseInt(v, 8);
+    return (mode & 0o600) === 0o600 && (mode & 0o111) === 0 && (mode & 0o002) === 0 ? mode : INVALID;
+  }, { type: 'string', pattern: '^0?[0-7]{3}$' });
+
 function readLogging(root: Section, baseDir: string, env: Record<string, string | undefined>): LoggingConfig {
   const s = root.sub('logging', LOGGING_KEYS);
   const d = DEFAULTS.logging;
@@ -196,6 +208,7 @@ function readLogging(root: Section, baseDir: string, env: Record<string, string 
     audit: s.opt('audit', nullable(filePath(baseDir)), d.audit),
     auditHeaders: s.opt('auditHeaders', listOf(headerName, { dedupe: true }), [...d.auditHeaders]),
     auditPseudonymize: s.opt('auditPseudonymize', bool, d.auditPseudonymize),
+    auditMode: s.opt('auditMode', fileMode, d.auditMode),
     format: s.opt('format', oneOf<LogFormat>(['auto', 'pretty', 'json']), d.format),
   };
   // Without a key the hashes would be unkeyed, and a dictionary of user names would undo them.
@@ -215,9 +228,18 @@ const isToken = (v: unknown): boolean =>
 const token = spec<string>(`a string of at least ${MIN_TOKEN_LENGTH} characters without spaces`, (v) =>
   isToken(v) ? (v as string) : INVALID, { type: 'string', minLength: MIN_TOKEN_LENGTH, pattern: '^[\\x21-\\x7e]+$' });
 
+// A Host header's name part: a DNS name or an address (IPv6 with or without brackets), no port.
+const allowedHost = spec<string>('a host name or IP address without a port, like admin.example.org', (v) =>
+  typeof v === 'string' && (/^[A-Za-z0-9_-][A-Za-z0-9._-]*$/.test(v) || parseIp(/^\[(.*)\]$/.exec(v)?.[1] ?? v) !== null) ? v : INVALID,
+  { type: 'string', minLength: 1 });
+
 function readAdmin(root: Section, env: Record<string, string | undefined>): AdminConfig {
-  const s = root.sub('admin', ADMIN_KEYS);
   const d = DEFAULTS.admin;
+  // `admin: null` (written, not merely absent; YAML reads an empty `admin:` the same) turns the
+  // endpoint off: no listener at all.
+  if (root.value('admin') === null) return { ...d, port: null, allowedHosts: [] };
+  const s = root.sub('admin', ADMIN_KEYS);
+  const before = s.problems.count;
   const written = s.opt('token', nullable(token), d.token);
   let fromEnv: string | null = null;
   const envToken = env.POP3GW_ADMIN_TOKEN;
@@ -232,11 +254,26 @@ function readAdmin(root: Section, env: Record<string, string | undefined>): Admi
       fromEnv = envToken;
     }
   }
-  return {
+  const tokenReported = s.problems.count > before;
+  const admin: AdminConfig = {
     host: s.opt('host', host, d.host),
     port: s.opt('port', nullable(bindPort), d.port),
     token: written ?? fromEnv,
+    allowedHosts: s.opt('allowedHosts', listOf(allowedHost, { dedupe: true }), []),
   };
+  // Off loopback anyone on the network could list and kick sessions: a token is not optional there.
+  if (admin.port !== null && admin.token === null && !tokenReported && !isLoopback(admin.host)) {
+    s.problems.add(
+      s.at('host'),
+      `the admin endpoint on ${admin.host} is reachable from other machines but has no token`,
+      'admin.token (or env POP3GW_ADMIN_TOKEN) set, a loopback admin.host like 127.0.0.1, or admin: null',
+    );
+  }
+  return admin;
+}
+
+function isLoopback(h: string): boolean {
+  return h.toLowerCase() === 'localhost' || parseIp(h)?.range() === 'loopback';
 }
 
 /** Freezes every object and array reachable from `value`, so no module can change the config. */

@@ -60,8 +60,9 @@ export async function startCliGateway(dir: string, config: Raw | string, opts: C
   const names = Array.isArray(raw?.listeners) ? (raw.listeners as Raw[]).map((l) => String(l.name)) : [];
   const workers = raw?.workers;
   const clustered = workers === 'auto' || (typeof workers === 'number' && workers > 1);
-  const admin = raw?.admin as Raw | undefined;
-  const wantAdmin = admin?.port !== null;
+  const admin = raw?.admin as Raw | null | undefined;
+  // `admin: null` or `admin: { port: null }`: no admin endpoint, no line to wait for.
+  const wantAdmin = admin !== null && admin?.port !== null;
   const port: Record<string, number> = {};
   const deadline = Date.now() + (opts.timeoutMs ?? 60_000);
   const waitListening = async (name: string, primaryOnly: boolean): Promise<void> => {

@@ -103,6 +103,8 @@ export interface HttpReply {
 export function http(port: number, method: string, path: string, token: string | null = null): Promise<HttpReply> {
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = token === null ? {} : { authorization: `Bearer ${token}` };
+    // The admin endpoint refuses a POST a cross-site HTML form could send: scripts say JSON.
+    if (method === 'POST') headers['content-type'] = 'application/json';
     const req = request({ host: '127.0.0.1', port, method, path, headers, agent: false, timeout: 10_000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');

@@ -27,7 +27,7 @@ let dir: string;
 async function recordSessions(file: string, opts: { pseudonymize?: boolean } = {}) {
   let now = Date.now();
   const sink = await createAuditSink(
-    { level: 'info', audit: file, auditHeaders: [], auditPseudonymize: opts.pseudonymize ?? false, format: 'json' },
+    { level: 'info', audit: file, auditHeaders: [], auditPseudonymize: opts.pseudonymize ?? false, auditMode: 0o640, format: 'json' },
     { key: opts.pseudonymize ? KEY : null, log: silentLogger, now: () => new Date(now) },
   );
   const session = (id: string, user: string, hoursAgo: number, port: number) => {

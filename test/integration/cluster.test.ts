@@ -158,11 +158,11 @@ describe('gateway with workers: 2 (real CLI, real Dovecot)', () => {
     for (const pid of workerPids) {
       const target = sessions.find((s) => s.worker === pid)!;
       expect(byClient.get(target.client)!.isClosed).toBe(false);
-      const kicked = await admin<{ kicked: boolean }>(`/sessions/${encodeURIComponent(target.id)}/kick`, { method: 'POST' });
+      const kicked = await admin<{ kicked: boolean }>(`/sessions/${encodeURIComponent(target.id)}/kick`, { method: 'POST', headers: { 'content-type': 'application/json' } });
       expect(kicked).toEqual({ status: 200, body: { kicked: true } });
       await byClient.get(target.client)!.waitClosed(5000);
     }
-    expect((await admin('/sessions/no-such-session/kick', { method: 'POST' })).status).toBe(404);
+    expect((await admin('/sessions/no-such-session/kick', { method: 'POST', headers: { 'content-type': 'application/json' } })).status).toBe(404);
     await closeAll();
   });
 

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { pseudonymizer } from '../../../src/audit/pseudonymize.ts';
-import { clientIp, filterRecords, formatBytes, formatTable, parseRecordLine, parseSince, type AuditRecord } from '../../../src/audit/query.ts';
+import {
+  clientIp, escapeForTerminal, filterRecords, formatBytes, formatTable, parseRecordLine, parseSince, type AuditRecord,
+} from '../../../src/audit/query.ts';
 
 const NOW = Date.parse('2024-05-02T12:00:00Z');
 const base = { session: 's1', listener: 'pop3s', tls: 'TLSv1.3' as const };
@@ -119,5 +121,36 @@ describe('audit query', () => {
     expect(formatBytes(512)).toBe('512 B');
     expect(formatBytes(1536)).toBe('1.5 KiB');
     expect(formatBytes(200 * 1024 * 1024)).toBe('200 MiB');
+  });
+});
+
+describe('terminal escaping of table cells', () => {
+  it.each([
+    ['\u0000\u0007\u001b[2J\t\r\n', '\\x00\\x07\\x1b[2J\\x09\\x0d\\x0a'],
+    ['a\u007fb', 'a\\x7fb'],
+    ['\u0080\u009b31m\u009f', '\\x80\\x9b31m\\x9f'],
+    ['\u200e\u200f\u202a\u202b\u202c\u202d\u202e', '\\u{200e}\\u{200f}\\u{202a}\\u{202b}\\u{202c}\\u{202d}\\u{202e}'],
+    ['\u2066\u2067\u2068\u2069\u061c', '\\u{2066}\\u{2067}\\u{2068}\\u{2069}\\u{61c}'],
+    ['\u2028\u2029', '\\u{2028}\\u{2029}'],
+    ['\u200b\ufeff\u00ad\u{e0001}', '\\u{200b}\\u{feff}\\xad\\u{e0001}'],
+    ['\ud800x', '\\u{d800}x'],
+    ['back\\slash', 'back\\\\slash'],
+  ])('escapes %j', (input, out) => {
+    expect(escapeForTerminal(input)).toBe(out);
+  });
+
+  it('leaves printable text, accents and emoji as they are', () => {
+    expect(escapeForTerminal('josé@exämple.org 日本 🙂 ~!')).toBe('josé@exämple.org 日本 🙂 ~!');
+  });
+
+  it('shows no raw control or bidi character in any table cell', () => {
+    const hostile: AuditRecord = {
+      time: '2024-05-01T10:00:00.000Z', event: 'login', user: 'evil\u009b2J\u202egnp.exe', client: '192.0.2.1:5', result: 'err',
+      reason: 'bad\u2066password\u0085', headers: { Subject: '\u001b]0;pwned\u0007' },
+    } as AuditRecord;
+    const out = formatTable([hostile]);
+    // Only the row separators are control characters.
+    expect(out.replace(/\n/g, '')).not.toMatch(/[\p{Cc}\p{Cf}\p{Cs}\p{Zl}\p{Zp}]/u);
+    expect(out).toContain('evil\\x9b2J\\u{202e}gnp.exe');
   });
 });

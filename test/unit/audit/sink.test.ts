@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rename, rm, writeFile, appendFile } from 'node:fs/promises';
+import { chmod, mkdtemp, readFile, rename, rm, stat, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -28,7 +28,7 @@ afterEach(async () => {
 });
 
 function cfg(over: Partial<LoggingConfig> = {}): LoggingConfig {
-  return { level: 'info', audit: join(dir, 'audit.log'), auditHeaders: [], auditPseudonymize: false, format: 'json', ...over };
+  return { level: 'info', audit: join(dir, 'audit.log'), auditHeaders: [], auditPseudonymize: false, auditMode: 0o640, format: 'json', ...over };
 }
 
 async function lines(file: string): Promise<string[]> {
@@ -152,6 +152,50 @@ describe('audit sink', () => {
     if (!older.ok) throw new Error('rotated file should verify');
     expect(verifyLines(fresh, older.head)).toMatchObject({ ok: true });
     expect(logged.find((l) => l.event === 'audit-reopen')).toMatchObject({ seq: 2 });
+  });
+
+  describe('file mode', () => {
+    const modeOf = async (f: string) => (await stat(f)).mode & 0o777;
+    // The umask is per process (vitest runs each file in its own fork): set, then restored.
+    async function withUmask<T>(mask: number, fn: () => Promise<T>): Promise<T> {
+      const saved = process.umask(mask);
+      try {
+        return await fn();
+      } finally {
+        process.umask(saved);
+      }
+    }
+
+    it('creates the audit file 0640 whatever the umask, and again at the reopen after a rename', async () => {
+      const file = join(dir, 'audit.log');
+      const sink = await withUmask(0o077, () => createAuditSink(cfg(), { key: null, log: captureLogger().log }));
+      sink.write(connectRecord(ctx));
+      await sink.flush();
+      expect(await modeOf(file)).toBe(0o640);
+      await rename(file, `${file}.1`);
+      await withUmask(0o077, async () => sink.reopen());
+      sink.write(connectRecord(ctx));
+      await sink.close();
+      expect(await modeOf(file)).toBe(0o640);
+      expect(await lines(file)).toHaveLength(1);
+    });
+
+    it('creates it with logging.auditMode when set', async () => {
+      const file = join(dir, 'audit.log');
+      const sink = await withUmask(0o000, () => createAuditSink(cfg({ auditMode: 0o600 }), { key: null, log: captureLogger().log }));
+      await sink.close();
+      expect(await modeOf(file)).toBe(0o600);
+    });
+
+    it('leaves the mode of a file that already exists alone', async () => {
+      const file = join(dir, 'audit.log');
+      await writeFile(file, '');
+      await chmod(file, 0o604);
+      const sink = await createAuditSink(cfg(), { key: null, log: captureLogger().log });
+      sink.write(connectRecord(ctx));
+      await sink.close();
+      expect(await modeOf(file)).toBe(0o604);
+    });
   });
 
   it('write() returns at once and flush() waits until every record is on disk', async () => {

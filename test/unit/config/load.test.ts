@@ -42,8 +42,9 @@ describe('loadConfigFile', () => {
     expect(config.routes).toEqual([]);
     expect(config.policy.rules).toEqual([]);
     expect(config.tls.sni).toEqual({});
-    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9110, token: null });
+    expect(config.admin).toEqual({ host: '127.0.0.1', port: 9110, token: null, allowedHosts: [] });
     expect(config.logging.audit).toBe(join(repo, 'audit.log'));
+    expect(config.logging.auditMode).toBe(0o640);
     expect(config.tls.cert).toBe(join(repo, 'certs/server.crt'));
   });
 
@@ -64,7 +65,8 @@ describe('loadConfigFile', () => {
     expect(config.limits).toEqual({
       commandLine: 512, saslLine: 32768, responseLine: 1024, pipelineDepth: 16, maxInvalidCommands: 3, maxMultiline: 64 * 1024 * 1024,
     });
-    expect(config.admin).toEqual({ host: '127.0.0.1', port: null, token: '0123456789abcdef0123' });
+    expect(config.admin).toEqual({ host: '127.0.0.1', port: null, token: '0123456789abcdef0123', allowedHosts: ['admin.example.org'] });
+    expect(config.logging.auditMode).toBe(0o600);
     expect(config.workers).toBe('auto');
   });
 

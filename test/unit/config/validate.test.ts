@@ -252,8 +252,56 @@ describe('validateConfig: logging and admin', () => {
     expect(config.logging.auditPseudonymize).toBe(true);
   });
 
+  it('defaults the audit file mode to 0640 and reads auditMode as a quoted octal string', () => {
+    expect(configOf().logging.auditMode).toBe(0o640);
+    expect(configOf((raw) => (raw.logging = { auditMode: '0600' })).logging.auditMode).toBe(0o600);
+    expect(configOf((raw) => (raw.logging = { auditMode: '660' })).logging.auditMode).toBe(0o660);
+  });
+
+  it.each([[640], ['0644x'], ['0755'], ['0666'], ['0440'], ['01640'], ['rw-r-----']])('rejects auditMode %j', (mode) => {
+    const p = onlyProblem((raw) => (raw.logging = { auditMode: mode }));
+    expect(p.path).toBe('logging.auditMode');
+    expect(p.expected).toContain('"0640"');
+  });
+
   it('defaults the admin endpoint to 127.0.0.1:9110 without a token', () => {
-    expect(configOf().admin).toEqual({ host: '127.0.0.1', port: 9110, token: null });
+    expect(configOf().admin).toEqual({ host: '127.0.0.1', port: 9110, token: null, allowedHosts: [] });
+  });
+
+  it('turns the admin endpoint off for admin: null', () => {
+    expect(configOf((raw) => (raw.admin = null)).admin.port).toBeNull();
+  });
+
+  it('reads admin.allowedHosts as names or addresses without a port', () => {
+    expect(configOf((raw) => (raw.admin = { allowedHosts: ['admin.example.org', '10.0.0.5', '[2001:db8::1]', '2001:db8::2'] }))
+      .admin.allowedHosts).toEqual(['admin.example.org', '10.0.0.5', '[2001:db8::1]', '2001:db8::2']);
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['admin.example.org:9110'] })).path).toBe('admin.allowedHosts[0]');
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['http://admin.example.org'] })).path).toBe('admin.allowedHosts[0]');
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: 'admin.example.org' })).path).toBe('admin.allowedHosts');
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['[::1'] })).path).toBe('admin.allowedHosts[0]');
+    expect(onlyProblem((raw) => (raw.admin = { allowedHosts: ['cafe.bad:9110'] })).path).toBe('admin.allowedHosts[0]');
+  });
+
+  it.each(['0.0.0.0', '::', '10.0.0.5', 'admin.example.org'])('refuses an admin endpoint on %s without a token', (host) => {
+    const p = onlyProblem((raw) => (raw.admin = { host }));
+    expect(p.path).toBe('admin.host');
+    expect(p.message).toContain('no token');
+    expect(p.expected).toContain('admin: null');
+  });
+
+  it.each(['127.0.0.1', '127.0.0.2', '::1', 'localhost'])('accepts an admin endpoint on loopback %s without a token', (host) => {
+    expect(configOf((raw) => (raw.admin = { host })).admin.host).toBe(host);
+  });
+
+  it('accepts an admin endpoint off loopback with a token from the YAML or POP3GW_ADMIN_TOKEN, or with port: null', () => {
+    expect(configOf((raw) => (raw.admin = { host: '0.0.0.0', token: 'a-long-enough-token-0001' })).admin.token).not.toBeNull();
+    expect(configOf((raw) => (raw.admin = { host: '0.0.0.0' }), { POP3GW_ADMIN_TOKEN: 'a-long-enough-token-0002' }).admin.token)
+      .toBe('a-long-enough-token-0002');
+    expect(configOf((raw) => (raw.admin = { host: '0.0.0.0', port: null })).admin.port).toBeNull();
+  });
+
+  it('reports a short token off loopback once, at the token', () => {
+    expect(onlyProblem((raw) => (raw.admin = { host: '0.0.0.0', token: 'short' })).path).toBe('admin.token');
   });
 
   it('accepts admin.port: null to turn the endpoint off', () => {
@@ -264,10 +312,10 @@ describe('validateConfig: logging and admin', () => {
     expect(onlyProblem((raw) => (raw.admin = { port: 'off' })).path).toBe('admin.port');
   });
 
-  it('rejects an admin token shorter than 16 characters', () => {
+  it('rejects an admin token shorter than 16 characters without echoing it', () => {
     expect(onlyProblem((raw) => (raw.admin = { token: 'secret' }))).toMatchObject({
       path: 'admin.token',
-      message: 'found "secret"',
+      message: 'found <redacted, 6 characters>',
     });
   });
 
