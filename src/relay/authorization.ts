@@ -9,7 +9,8 @@ import { REPLIES } from '../protocol/replies.ts';
 import { sanitizeLine } from '../protocol/response.ts';
 import { Secret, hasForbiddenChars, userFromOauthbearer, userFromXoauth2 } from '../protocol/sasl.ts';
 import { latin1AsUtf8, type Command } from '../protocol/command.ts';
-import type { LoginFailureReason } from '../policy/auth-limits.ts';
+import type { AuthTicket, LoginFailureReason } from '../policy/auth-limits.ts';
+import { MAX_USER_NAME_OCTETS } from '../policy/user-pattern.ts';
 import { authVerdict } from '../policy/commands.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
@@ -154,7 +155,7 @@ function saslStep(s: Pop3Session, step: SaslStep, arrival: number): void {
       if (step.reason === 'sasl-forbidden-chars') {
         // Looks like any failed login to the client; counted against the source.
         s.busy = true;
-        void failLogin(s, null, arrival, 'bad-credential-chars', true)
+        void failLogin(s, null, arrival, 'bad-credential-chars', 'ip')
           .then(() => logCommand(s, 'AUTH', 'err', Date.now() - arrival))
           .catch((err) => s.internalError(err));
       } else {
@@ -188,27 +189,37 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   const ip = s.address.ip;
   const user = attemptUser(attempt);
   const mechanism = attempt.kind === 'password' ? attempt.credentials.mechanism : attempt.kind === 'apop' ? 'APOP' : attempt.mechanism;
-  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', true);
+  // Before any route, rule or counter key sees the name: only the source pays for it.
+  if (user !== null && Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS) return failLogin(s, null, arrival, 'name-too-long', 'ip');
+  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', 'user');
   if (attempt.kind === 'password' && hasForbiddenChars(attempt.credentials.password.reveal())) {
-    return failLogin(s, user, arrival, 'bad-credential-chars', true);
+    return failLogin(s, user, arrival, 'bad-credential-chars', 'user');
   }
-  const check = await d.auth.check(ip, user ?? '');
-  if (s.closing) return;
-  if (!check.allowed) {
+  // Charged before anything reaches the backend, under the name the backend will see.
+  const password = attempt.kind === 'password' ? attempt.credentials.password.reveal() : null;
+  const charged = await d.auth.charge(ip, d.backends.loginNameFor(user ?? ''), password);
+  if (!charged.allowed) {
     d.metrics.login('locked');
-    return failLogin(s, user, arrival, check.reason, false, d.failureLatency.estimate());
+    return failLogin(s, user, arrival, charged.reason, 'none');
   }
-  if (!(await s.ensureBackend(user))) {
+  const ticket = charged.ticket;
+  if (s.closing || !(await s.ensureBackend(user))) {
+    await d.auth.abandoned(ticket);
     if (s.closing) return;
     d.metrics.login('error');
     s.auditLogin('err', { reason: 'backend-unavailable', mechanism });
     return resumeAuthorization(s);
   }
   const sent = Date.now();
-  const reply = await backendLogin(s, attempt);
-  if (s.closing) return;
+  // Once sent, the attempt runs to its end whatever the client does: a hang-up is no escape from the count.
+  const reply = await Promise.race([backendLogin(s, attempt), s.closed.then(() => 'gone' as const)]);
+  if (reply === 'gone') {
+    await settleFailure(s, ticket);
+    return failLogin(s, user, arrival, 'client-gone', 'none');
+  }
   if (reply === null) {
     // The backend offers no way to log in that we can use: say so without blaming the password.
+    await d.auth.abandoned(ticket);
     d.metrics.login('error');
     s.auditLogin('err', { reason: 'backend-no-login-method', mechanism });
     s.writeLine(REPLIES.backendUnavailable);
@@ -216,54 +227,67 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   }
   if (reply.ok) {
     const name = user ?? 'unknown';
-    s.loggedIn(name, d.rules.forSession(name, ip));
+    void d.auth.succeeded(ticket).catch((err) => s.log.warn({ event: 'counter-error', err: String(err) }, 'recording a login failed'));
     d.metrics.login('ok');
+    if (s.closing) {
+      s.auditLogin('ok', { mechanism });
+      return;
+    }
+    s.loggedIn(name, d.rules.forSession(name, ip));
     s.auditLogin('ok', { mechanism });
     s.log.info({ event: 'login', user: name, mechanism, result: 'ok', ms: Date.now() - arrival }, 'login ok');
     for (const sig of d.signals.onLogin(name, ip)) s.signal(sig);
     s.writeLine(sanitizeLine(reply.statusLine.toString('latin1')));
     s.busy = false;
     s.drainInput();
-    void d.auth.recordSuccess(ip, name).catch((err) => s.log.warn({ event: 'counter-error', err: String(err) }, 'recording a login failed'));
     return;
   }
   const code = reply.status.code?.split('/')[0] ?? null;
   if (code !== null && TRANSIENT_CODES.has(code)) {
+    await d.auth.abandoned(ticket);
     d.metrics.login('error');
     s.auditLogin('err', { reason: `backend-${reply.status.code!.toLowerCase()}`, mechanism });
+    if (s.closing) return;
     s.writeLine(sanitizeLine(reply.statusLine.toString('latin1')));
     return resumeAuthorization(s);
   }
   d.failureLatency.record(Date.now() - sent);
-  const password = attempt.kind === 'password' ? attempt.credentials.password.reveal() : null;
-  const counted = await d.auth.recordFailure(ip, user ?? '', password);
-  if (counted.lockout !== null) s.log.warn({ event: 'lockout', kind: counted.lockout }, 'lockout started');
+  await settleFailure(s, ticket);
   if (s.deps.backends.routing) s.dropBackend();
-  return failLogin(s, user, arrival, 'bad-credentials', false);
+  return failLogin(s, user, arrival, 'bad-credentials', 'none');
+}
+
+async function settleFailure(s: Pop3Session, ticket: AuthTicket): Promise<void> {
+  const counted = await s.deps.auth.failed(ticket);
+  if (counted.lockout !== null) s.log.warn({ event: 'lockout', kind: counted.lockout }, 'lockout started');
 }
 
 /**
- * The one reply to every failed login: same bytes, sent no sooner than
- * `failureDelay` (and the backend's own refusal time) after the command arrived.
+ * The one reply to every failed login: same bytes, on one schedule from the command's
+ * arrival whatever the reason (failureDelay, or the backend's observed refusal time when
+ * longer). Counted, audited and logged even when the client has already gone; only the
+ * reply is then left out. `count` charges a failure refused before the backend ('ip': the
+ * source only, for a name not fit to key on).
  */
 async function failLogin(
-  s: Pop3Session, user: string | null, arrival: number, reason: LoginFailureReason, count: boolean, floor = 0,
+  s: Pop3Session, user: string | null, arrival: number, reason: LoginFailureReason, count: 'none' | 'user' | 'ip',
 ): Promise<void> {
   const d = s.deps;
-  if (count) await d.auth.recordFailure(s.address.ip, user ?? '', null);
+  if (count !== 'none') await d.auth.recordFailure(s.address.ip, count === 'user' && user !== null ? d.backends.loginNameFor(user) : null, null);
   if (reason !== 'ip-locked' && reason !== 'user-locked') d.metrics.login('failed');
   d.metrics.policyRefusal(reason);
-  const wait = Math.max(d.auth.delayRemaining(s.address.ip, arrival), arrival + floor - Date.now());
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  if (s.closing) return;
   s.failedLogins++;
   // Failed logins feed the "many users from one source" signal (password spraying).
-  if (user !== null) for (const sig of d.signals.onLogin(user, s.address.ip, false)) s.signal(sig);
+  if (user !== null && reason !== 'name-too-long') for (const sig of d.signals.onLogin(user, s.address.ip, false)) s.signal(sig);
   // The audit names the user the attempt was for (the session has none yet), so failed logins
-  // and lockouts show up in `npm run audit -- --user NAME`; a name with CR/LF/NUL is left out.
-  const attempted = user !== null && reason !== 'bad-credential-chars' ? { ...s.context, user } : s.context;
-  s.audit(loginRecord(attempted, reason === 'bad-credentials' || reason === 'bad-credential-chars' ? 'err' : 'denied', { reason }));
+  // and lockouts show up in `npm run audit -- --user NAME`; a name with CR/LF/NUL or over-long is left out.
+  const named = user !== null && reason !== 'bad-credential-chars' && reason !== 'name-too-long';
+  const locked = reason === 'ip-locked' || reason === 'user-locked';
+  s.audit(loginRecord(named ? { ...s.context, user } : s.context, locked ? 'denied' : 'err', { reason }));
   s.log.info({ event: 'login', result: 'failed', reason, ms: Date.now() - arrival }, 'login failed');
+  const wait = d.auth.delayRemaining(s.address.ip, arrival, d.failureLatency.estimate());
+  if (wait > 0 && !s.closing) await new Promise((r) => setTimeout(r, wait));
+  if (s.closing) return;
   // The policy's verdict: the same reply whatever the reason; the cap attempt also closes.
   const verdict = d.auth.failureVerdict(reason, s.failedLogins);
   s.writeLine(REPLIES[verdict.reply]);
