@@ -7,13 +7,15 @@
 import { loginRecord } from '../audit/record.ts';
 import { REPLIES } from '../protocol/replies.ts';
 import { sanitizeLine } from '../protocol/response.ts';
-import { Secret, hasForbiddenChars, userFromOauthbearer, userFromXoauth2 } from '../protocol/sasl.ts';
+import { Secret, hasForbiddenChars, userFromClientFirst } from '../protocol/sasl.ts';
 import { latin1AsUtf8, type Command } from '../protocol/command.ts';
 import type { AuthTicket, LoginFailureReason } from '../policy/auth-limits.ts';
 import { MAX_USER_NAME_OCTETS } from '../policy/user-pattern.ts';
 import { authVerdict } from '../policy/commands.ts';
 import type { Verdict } from '../policy/verdict.ts';
-import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
+import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, offeredMechanisms, type SaslStep } from '../session/sasl-exchange.ts';
+import type { ReplyInfo } from '../session/pending.ts';
+import { beginRelay, endRelay, readUser, relayClientLine, type RelayState } from './sasl-relay.ts';
 import { capaReply, requireTlsFor } from './capa-view.ts';
 import { backendLogin, type LoginAttempt } from './backend-login.ts';
 import { policyRefusal, policyReport, refuse } from './refusals.ts';
@@ -113,8 +115,7 @@ function startAuth(s: Pop3Session, cmd: Command): void {
 
 function mechanisms(s: Pop3Session): string[] {
   const backend = s.backend?.conn.capa ?? s.deps.backends.capabilities();
-  const relayed = s.deps.backends.routing ? [] : (backend?.sasl ?? []).filter((m) => !isLocalMechanism(m));
-  return ['PLAIN', 'LOGIN', ...relayed];
+  return offeredMechanisms(backend?.sasl ?? null, s.deps.backends.routing);
 }
 
 /** A client line while an AUTH exchange runs. */
@@ -122,11 +123,7 @@ export function onSaslLine(s: Pop3Session, line: Buffer): void {
   s.decoder.maxLength = s.deps.config.limits.commandLine;
   const text = line.toString('latin1');
   if (s.saslRelay !== null) {
-    s.phase = 'login-pending';
-    s.busy = true;
-    // Re-serialised, never the raw bytes: a NUL or CR cannot reach the backend.
-    const safe = hasForbiddenChars(text) || /[\x00-\x1f\x7f]/.test(text) ? '*' : text;
-    s.backend?.conn.socket.write(`${safe}\r\n`, 'latin1');
+    relayClientLine(s, text);
     return;
   }
   const exchange = s.sasl;
@@ -165,11 +162,11 @@ function saslStep(s: Pop3Session, step: SaslStep, arrival: number): void {
   }
 }
 
+/** The user the attempt is for; for a relayed mechanism without an initial response, not known yet (null). */
 function attemptUser(a: LoginAttempt): string | null {
   if (a.kind === 'password') return a.credentials.user;
   if (a.kind === 'apop') return a.user;
-  if (a.initial === null) return null;
-  return a.mechanism === 'XOAUTH2' ? userFromXoauth2(a.initial) : a.mechanism === 'OAUTHBEARER' ? userFromOauthbearer(a.initial) : null;
+  return a.initial === null ? null : userFromClientFirst(a.mechanism, a.initial);
 }
 
 async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
@@ -187,8 +184,13 @@ async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Pr
 async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
   const d = s.deps;
   const ip = s.address.ip;
-  const user = attemptUser(attempt);
+  let user = attemptUser(attempt);
   const mechanism = attempt.kind === 'password' ? attempt.credentials.mechanism : attempt.kind === 'apop' ? 'APOP' : attempt.mechanism;
+  // A relayed mechanism's user comes with its first client message: later (sasl-relay.ts), or now.
+  const relay = attempt.kind === 'sasl-relay' && attempt.initial === null ? beginRelay(s, mechanism) : null;
+  if (relay === null && attempt.kind === 'sasl-relay' && (user === null || readUser(mechanism, attempt.initial!) === null)) {
+    return failLogin(s, null, arrival, 'bad-credential-chars', 'ip');
+  }
   // Before any route, rule or counter key sees the name: only the source pays for it.
   if (user !== null && Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS) return failLogin(s, null, arrival, 'name-too-long', 'ip');
   if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', 'user');
@@ -197,14 +199,15 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   }
   // Charged before anything reaches the backend, under the name the backend will see.
   const password = attempt.kind === 'password' ? attempt.credentials.password.reveal() : null;
-  const charged = await d.auth.charge(ip, d.backends.loginNameFor(user ?? ''), password);
-  if (!charged.allowed) {
+  const charged = relay !== null ? null : await d.auth.charge(ip, d.backends.loginNameFor(user!), password);
+  if (charged !== null && !charged.allowed) {
     d.metrics.login('locked');
     return failLogin(s, user, arrival, charged.reason, 'none');
   }
-  const ticket = charged.ticket;
+  let ticket = charged?.ticket ?? null;
   if (s.closing || !(await s.ensureBackend(user))) {
-    await d.auth.abandoned(ticket);
+    if (ticket !== null) await d.auth.abandoned(ticket);
+    if (relay !== null) endRelay(s);
     if (s.closing) return;
     d.metrics.login('error');
     s.auditLogin('err', { reason: 'backend-unavailable', mechanism });
@@ -213,6 +216,15 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   const sent = Date.now();
   // Once sent, the attempt runs to its end whatever the client does: a hang-up is no escape from the count.
   const reply = await Promise.race([backendLogin(s, attempt), s.closed.then(() => 'gone' as const)]);
+  if (relay !== null) {
+    endRelay(s);
+    user = relay.user;
+    ticket = relay.ticket;
+    if (relay.refused !== null) return relayRefused(s, relay.refused, user, arrival, reply);
+    // Nothing charged means no credentials went out: the backend ended the exchange before them.
+    if (ticket === null) return relayEndedEarly(s, reply);
+  }
+  if (ticket === null || user === null) throw new Error('a login attempt reached the backend without a charged user');
   if (reply === 'gone') {
     await settleFailure(s, ticket);
     return failLogin(s, user, arrival, 'client-gone', 'none');
@@ -226,7 +238,7 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
     return resumeAuthorization(s);
   }
   if (reply.ok) {
-    const name = user ?? 'unknown';
+    const name = user;
     void d.auth.succeeded(ticket).catch((err) => s.log.warn({ event: 'counter-error', err: String(err) }, 'recording a login failed'));
     d.metrics.login('ok');
     if (s.closing) {
@@ -255,6 +267,38 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   await settleFailure(s, ticket);
   if (s.deps.backends.routing) s.dropBackend();
   return failLogin(s, user, arrival, 'bad-credentials', 'none');
+}
+
+/** The relayed exchange's first client line was not forwarded (the backend got "*"). */
+function relayRefused(
+  s: Pop3Session, why: NonNullable<RelayState['refused']>, user: string | null, arrival: number, reply: ReplyInfo | null | 'gone',
+): Promise<void> | void {
+  if (why === 'cancelled') {
+    if (s.closing) return;
+    s.writeLine(REPLIES.authCancelled);
+    return resumeAuthorization(s);
+  }
+  if (why === 'unreadable') return failLogin(s, null, arrival, 'bad-credential-chars', 'ip');
+  if (reply !== 'gone' && reply?.ok === true) {
+    // The backend accepted a cancelled exchange: nothing we can trust about this connection.
+    s.log.warn({ event: 'backend-protocol-violation', reason: 'accepted-cancelled-auth' }, 'backend accepted a cancelled AUTH');
+    s.dropBackend();
+  }
+  s.deps.metrics.login('locked');
+  return failLogin(s, user, arrival, why, 'none');
+}
+
+/** The backend refused the relayed AUTH before the client's first line (e.g. a bad mechanism). */
+function relayEndedEarly(s: Pop3Session, reply: ReplyInfo | null | 'gone'): void {
+  if (reply === 'gone' || s.closing) return;
+  if (reply?.ok === true) {
+    // A login without any credentials seen: never a session without a user.
+    s.log.warn({ event: 'backend-protocol-violation', reason: 'login-without-user' }, 'backend logged in without credentials');
+    s.dropBackend();
+  }
+  s.deps.metrics.login('error');
+  s.writeLine(reply === null || reply.ok ? REPLIES.backendUnavailable : sanitizeLine(reply.statusLine.toString('latin1')));
+  resumeAuthorization(s);
 }
 
 async function settleFailure(s: Pop3Session, ticket: AuthTicket): Promise<void> {
