@@ -2,6 +2,11 @@
  * Login failure limits: per client (IPv6 by prefix) and per user within `window`, then a
  * lockout; a uniform delay before every failed login's -ERR; and the owner's allowance.
  *
+ * Charge before you act: `charge` consumes an attempt's points atomically before its credentials
+ * may go to the backend, and the counts decide; the ticket is then settled as `succeeded`
+ * (points given back), `failed` (kept; the limit starts the lockout) or `abandoned` (nothing was
+ * sent). `recordFailure` counts failures refused before the backend (bad characters, long names).
+ *
  * No enumeration, no lockout oracle: `check` only tells the session the internal reason.
  * The session answers a refused login exactly as a wrong password (failureVerdict gives
  * the same reply for every reason, failureDelay the same delay), and audits the reason.
@@ -90,8 +95,9 @@ export class AuthLimiter {
   }
 
   /**
-   * May this login be tried? Always does the same store look-ups, locked or not, so its
-   * own duration says nothing either (the failure delay covers it anyway).
+   * Is this (client, user) locked right now? A read-only view for tools and tests: it never
+   * decides whether an attempt reaches the backend (a look-up then a later count is raceable;
+   * `charge` decides). Always does the same store look-ups, locked or not.
    */
   async check(ip: string, user: string): Promise<AuthCheck> {
     if (this.#trusted.contains(ip)) return { allowed: true };
@@ -253,7 +259,7 @@ export class AuthLimiter {
     return { counted: true, lockout: 'ip' };
   }
 
-  /** Marks (user, client) known good and clears that pair's own failures. No delay is added. */
+  /** Marks (user, client) known good and clears that pair's own failures (what `succeeded` does, without a ticket). */
   async recordSuccess(ip: string, user: string): Promise<void> {
     if (this.#trusted.contains(ip)) return;
     const k = this.#keys(ip, user);
