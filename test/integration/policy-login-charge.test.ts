@@ -47,7 +47,7 @@ describe('a client that hangs up after PASS (Dovecot answers a wrong password af
     }
     const logins = () => fromIp(gw.auditLines(), ip).filter((l) => l.event === 'login');
     await eventually(() => logins().length === 4, 'four login records', 5000);
-    for (const l of logins()) expect(l).toMatchObject({ result: 'err', user: 'target' });
+    for (const l of logins()) expect(l).toMatchObject({ result: 'err', user: 'target', reason: 'client-gone' });
     await eventually(async () => metricValue(await scrape(gw.port.admin!), 'pop3gw_logins_total', { result: 'failed' }) - failedBefore === 4,
       'four failed logins in the metrics');
     // The fifth try, with the right password, is refused: the address is locked.
