@@ -3,8 +3,10 @@
  * relayed because the gateway reads the user from the client's first message, charges that user
  * and the source, and only then forwards it; the session, the audit and the rules know the user.
  * A mechanism whose user the gateway cannot read (DIGEST-MD5 here) is neither offered nor accepted.
- * The client side is computed here with node:crypto, independently of the gateway's code.
+ * The client side is computed here (CRAM-MD5 with python3's hmac, SCRAM with node:crypto), independently
+ * of the gateway's code.
  */
+import { execFileSync } from 'node:child_process';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
@@ -16,6 +18,8 @@ const AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
 const b64 = (s: string | Buffer): string => Buffer.from(s as string).toString('base64');
 const unb64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
 
+const PY_CRAM_MD5 = 'import base64, hashlib, hmac, sys; print(hmac.new(sys.argv[1].encode(), base64.b64decode(sys.argv[2]), hashlib.md5).hexdigest())';
+
 async function connect(port: number, ip: string): Promise<Pop3TestClient> {
   return Pop3TestClient.connect({ port, tls: true, localAddress: ip, timeoutMs: 8000 });
 }
@@ -24,7 +28,9 @@ async function connect(port: number, ip: string): Promise<Pop3TestClient> {
 async function cramMd5(c: Pop3TestClient, user: string, password: string): Promise<string> {
   const challenge = await c.command('AUTH CRAM-MD5');
   expect(challenge).toMatch(/^\+ /);
-  const digest = createHmac('md5', password).update(Buffer.from(challenge.slice(2), 'base64')).digest('hex');
+  // The digest from Python's hmac, a client implementation independent of Node and of the gateway.
+  const digest = execFileSync('python3', ['-c', PY_CRAM_MD5, password, challenge.slice(2)], { encoding: 'utf8' }).trim();
+  expect(digest).toBe(createHmac('md5', password).update(Buffer.from(challenge.slice(2), 'base64')).digest('hex'));
   return c.command(b64(`${user} ${digest}`));
 }
 
