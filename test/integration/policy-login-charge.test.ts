@@ -6,11 +6,18 @@
  * - a 5,000-character name is refused before any route or counter sees it, cheaply, and the
  *   reply still waits the failure delay.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 import { DOVECOT_NO_AUTH_PENALTY, attemptLogin, eventually, fromIp, metricValue, scrape, sleep } from './policy-helpers.ts';
+
+/** Established TCP connections to `port` on this host (the gateway's side of its backend links). */
+function backendConnections(port: number): number {
+  const out = execFileSync('ss', ['-Htn', 'state', 'established', `( dport = :${port} )`], { encoding: 'utf8' });
+  return out.split('\n').filter((l) => l.trim() !== '').length;
+}
 
 const AUTH_FAILED = '-ERR [AUTH] Authentication failed.';
 const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
@@ -58,6 +65,8 @@ describe('a client that hangs up after PASS (Dovecot answers a wrong password af
     // No session (and so no backend connection) outlives its client.
     await eventually(async () => metricValue(await scrape(gw.port.admin!), 'pop3gw_sessions_active', { listener: 'pop3s' }) === 0,
       'no live session left');
+    // ... and no connection to Dovecot is left open either.
+    await eventually(() => backendConnections(dovecot.port) === 0, 'no backend connection left', 5000);
     expect(gw.logs.lines().some((l) => l.event === 'internal-error')).toBe(false);
   }, 30_000);
 });
