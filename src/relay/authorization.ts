@@ -273,17 +273,17 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
 function relayRefused(
   s: Pop3Session, why: NonNullable<RelayState['refused']>, user: string | null, arrival: number, reply: ReplyInfo | null | 'gone',
 ): Promise<void> | void {
+  if (reply !== 'gone' && reply?.ok === true) {
+    // The backend accepted a cancelled exchange: nothing we can trust about this connection.
+    s.log.warn({ event: 'backend-protocol-violation', reason: 'accepted-cancelled-auth' }, 'backend accepted a cancelled AUTH');
+    s.dropBackend();
+  }
   if (why === 'cancelled') {
     if (s.closing) return;
     s.writeLine(REPLIES.authCancelled);
     return resumeAuthorization(s);
   }
   if (why === 'unreadable') return failLogin(s, null, arrival, 'bad-credential-chars', 'ip');
-  if (reply !== 'gone' && reply?.ok === true) {
-    // The backend accepted a cancelled exchange: nothing we can trust about this connection.
-    s.log.warn({ event: 'backend-protocol-violation', reason: 'accepted-cancelled-auth' }, 'backend accepted a cancelled AUTH');
-    s.dropBackend();
-  }
   s.deps.metrics.login('locked');
   return failLogin(s, user, arrival, why, 'none');
 }
