@@ -80,6 +80,11 @@ export class BackendDirectory {
     return this.probe.healthy();
   }
 
+  /** The name the backend will be sent for `user`: after routing and the route's `loginAs`. */
+  loginNameFor(user: string): string {
+    return this.routes.find((r) => r.matches(user))?.localPart === true ? localPart(user) : user;
+  }
+
   async connect(user: string | null, client: { ip: string; port: number; localIp: string; localPort: number }, signal: AbortSignal): Promise<BackendLease> {
     const route = user === null ? undefined : this.routes.find((r) => r.matches(user));
     const cfg = route?.cfg ?? this.config.backend;

@@ -17,6 +17,8 @@ export interface ConfigReply {
 
 export type StoreOp =
   | { op: 'consume'; key: string; windowMs: number; points: number }
+  | { op: 'refund'; key: string; windowMs: number; points: number }
+  | { op: 'setCount'; key: string; windowMs: number; points: number }
   | { op: 'get'; key: string; windowMs: number }
   | { op: 'block'; key: string; ms: number }
   | { op: 'blockedFor'; key: string }

@@ -73,6 +73,12 @@ export async function runStoreOp(store: CounterStore, op: StoreOp): Promise<numb
   switch (op.op) {
     case 'consume':
       return store.consume(op.key, op.windowMs, op.points);
+    case 'refund':
+      await store.refund(op.key, op.windowMs, op.points);
+      return null;
+    case 'setCount':
+      await store.setCount(op.key, op.windowMs, op.points);
+      return null;
     case 'get':
       return store.get(op.key, op.windowMs);
     case 'block':

@@ -50,6 +50,22 @@ export class IpcCounterStore implements CounterStore {
     return this.#run({ op: 'consume', key, windowMs, points }, () => this.#local.consume(key, windowMs, points));
   }
 
+  async refund(key: string, windowMs: number, points = 1): Promise<void> {
+    checkMs('windowMs', windowMs);
+    await this.#run({ op: 'refund', key, windowMs, points }, async () => {
+      await this.#local.refund(key, windowMs, points);
+      return null;
+    });
+  }
+
+  async setCount(key: string, windowMs: number, points: number): Promise<void> {
+    checkMs('windowMs', windowMs);
+    await this.#run({ op: 'setCount', key, windowMs, points }, async () => {
+      await this.#local.setCount(key, windowMs, points);
+      return null;
+    });
+  }
+
   get(key: string, windowMs: number): Promise<number> {
     return this.#run({ op: 'get', key, windowMs }, () => this.#local.get(key, windowMs));
   }

@@ -10,7 +10,7 @@ import { KNOWN_VERBS } from '../config/schema.ts';
 export const POLICY_REASONS = [
   'not-in-allowlist', 'tls-required', 'rule-deny', 'max-messages', 'max-bytes',
   'max-per-ip', 'max-total', 'conn-rate', 'ip-locked', 'user-locked',
-  'bad-credentials', 'bad-credential-chars', 'too-many-invalid', 'line-too-long',
+  'bad-credentials', 'bad-credential-chars', 'name-too-long', 'client-gone', 'too-many-invalid', 'line-too-long',
 ] as const;
 
 /** BackendError codes (backend/connector.ts); anything else is "OTHER". */

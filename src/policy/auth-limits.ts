@@ -2,6 +2,11 @@
  * Login failure limits: per client (IPv6 by prefix) and per user within `window`, then a
  * lockout; a uniform delay before every failed login's -ERR; and the owner's allowance.
  *
+ * Charge before you act: `charge` consumes an attempt's points atomically before its credentials
+ * may go to the backend, and the counts decide; the ticket is then settled as `succeeded`
+ * (points given back), `failed` (kept; the limit starts the lockout) or `abandoned` (nothing was
+ * sent). `recordFailure` counts failures refused before the backend (bad characters, long names).
+ *
  * No enumeration, no lockout oracle: `check` only tells the session the internal reason.
  * The session answers a refused login exactly as a wrong password (failureVerdict gives
  * the same reply for every reason, failureDelay the same delay), and audits the reason.
@@ -27,7 +32,24 @@ import { deny, type DenyVerdict } from './verdict.ts';
 export type AuthCheck = { allowed: true } | { allowed: false; reason: 'ip-locked' | 'user-locked' };
 
 /** Why a login failed; all of them look the same to the client. */
-export type LoginFailureReason = 'bad-credentials' | 'ip-locked' | 'user-locked' | 'bad-credential-chars';
+export type LoginFailureReason =
+  | 'bad-credentials' | 'ip-locked' | 'user-locked' | 'bad-credential-chars' | 'name-too-long' | 'client-gone';
+
+/**
+ * An attempt paid for before its credentials go to the backend (see `charge`). Settle it
+ * exactly once: `succeeded`, `failed`, or `abandoned` when nothing was sent after all.
+ */
+export interface AuthTicket {
+  readonly ip: string;
+  /** The points this attempt consumed; null when it was not charged (trusted, or a wrong password already counted). */
+  readonly counts: { readonly ip: number; readonly user: number; readonly pair: number } | null;
+  readonly good: boolean;
+  /** Hashed on failure so the same wrong password counts once; never logged. */
+  readonly password: string | null;
+  readonly keys: Keys;
+}
+
+export type ChargeResult = { allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked' };
 
 export interface AuthLimiterOptions {
   now?: () => number;
@@ -73,8 +95,9 @@ export class AuthLimiter {
   }
 
   /**
-   * May this login be tried? Always does the same store look-ups, locked or not, so its
-   * own duration says nothing either (the failure delay covers it anyway).
+   * Is this (client, user) locked right now? A read-only view for tools and tests: it never
+   * decides whether an attempt reaches the backend (a look-up then a later count is raceable;
+   * `charge` decides). Always does the same store look-ups, locked or not.
    */
   async check(ip: string, user: string): Promise<AuthCheck> {
     if (this.#trusted.contains(ip)) return { allowed: true };
@@ -92,16 +115,108 @@ export class AuthLimiter {
   }
 
   /**
+   * Charge before you act: the attempt's points are consumed atomically (memory, cluster IPC
+   * and Redis stores alike) before the credentials may go to the backend, and the counts that
+   * come back decide. So N parallel sessions cannot all pass a read-only look-up and then all
+   * reach the backend: at most the limit do, the rest are refused like a wrong password and
+   * their points given back (a refused attempt costs nothing, as a locked one always did).
+   * A wrong password this user already failed with in the window is not charged again (it
+   * says nothing new); its locks are still read. `user` is the name the backend will see.
+   */
+  async charge(ip: string, user: string, password: string | null): Promise<ChargeResult> {
+    const k = this.#keys(ip, user);
+    if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, good: false, password: null, keys: k } };
+    const good = (await this.#store.blockedFor(k.good)) > 0;
+    const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
+    const { window } = this.#cfg;
+    const [ipLock, userLock, pairLock, counts] = await Promise.all([
+      this.#store.blockedFor(k.ip),
+      this.#store.blockedFor(k.user),
+      this.#store.blockedFor(k.pair),
+      repeat ? Promise.resolve(null) : Promise.all([
+        this.#store.consume(k.ip, window),
+        this.#store.consume(k.user, window),
+        good ? this.#store.consume(k.pair, window) : Promise.resolve(0),
+      ]).then(([ipC, userC, pairC]) => ({ ip: ipC, user: userC, pair: pairC })),
+    ]);
+    const ticket: AuthTicket = { ip, counts, good, password, keys: k };
+    // lockout: 0 means count and delay, never lock: then no count refuses either.
+    const locking = this.#cfg.lockout > 0;
+    const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
+    let reason: 'ip-locked' | 'user-locked' | null = null;
+    if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) reason = 'ip-locked';
+    else if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) reason = 'user-locked';
+    else if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) reason = 'user-locked';
+    if (reason === null) return { allowed: true, ticket };
+    await this.#refund(ticket);
+    return { allowed: false, reason };
+  }
+
+  /** The backend accepted: the charge is given back, the pair becomes known good and its failures are cleared. */
+  async succeeded(t: AuthTicket): Promise<void> {
+    if (this.#trusted.contains(t.ip)) return;
+    await Promise.all([
+      t.counts === null ? undefined : this.#store.refund(t.keys.ip, this.#cfg.window),
+      t.counts === null ? undefined : this.#store.refund(t.keys.user, this.#cfg.window),
+      this.#store.block(t.keys.good, this.#knownGoodMs),
+      this.#store.reset(t.keys.pair),
+    ]);
+  }
+
+  /**
+   * The backend refused (or the client left before its answer): the charge stays, the
+   * password is remembered (hashed), and a count at the limit starts the lockout.
+   */
+  async failed(t: AuthTicket): Promise<{ lockout: 'ip' | 'user' | null }> {
+    if (t.password !== null) this.#badPasswords.remember(t.keys.normalizedUser, t.password);
+    const c = t.counts;
+    if (c === null || this.#cfg.lockout <= 0) return { lockout: null };
+    const { maxFailuresPerIp, maxFailuresPerUser } = this.#cfg;
+    const locks: Array<Promise<void>> = [];
+    let lockout: 'ip' | 'user' | null = null;
+    if (c.ip >= maxFailuresPerIp) {
+      locks.push(this.#lock(t.keys.ip, 'ip', t.keys.ip, maxFailuresPerIp));
+      lockout = 'ip';
+    }
+    if (c.user >= maxFailuresPerUser) {
+      locks.push(this.#lock(t.keys.user, 'user', t.keys.ip, maxFailuresPerUser));
+      lockout ??= 'user';
+    }
+    if (t.good && c.pair >= maxFailuresPerUser) {
+      locks.push(this.#lock(t.keys.pair, 'pair', t.keys.ip, maxFailuresPerUser));
+      lockout ??= 'user';
+    }
+    await Promise.all(locks);
+    return { lockout };
+  }
+
+  /** Nothing was sent to the backend after all (the client left first): the charge is given back. */
+  abandoned(t: AuthTicket): Promise<void> {
+    return this.#refund(t);
+  }
+
+  async #refund(t: AuthTicket): Promise<void> {
+    if (t.counts === null) return;
+    const w = this.#cfg.window;
+    await Promise.all([
+      this.#store.refund(t.keys.ip, w),
+      this.#store.refund(t.keys.user, w),
+      t.good ? this.#store.refund(t.keys.pair, w) : undefined,
+    ]);
+  }
+
+  /**
    * Call for a login the backend rejected. `password` is what the client sent (null for
    * SASL mechanisms whose secret we can't compare); it is only hashed, never kept.
    * `counted` is false when the same wrong password was already counted in the window.
    */
   async recordFailure(
     ip: string,
-    user: string,
+    user: string | null,
     password: string | null,
   ): Promise<{ counted: boolean; lockout: 'ip' | 'user' | null }> {
     if (this.#trusted.contains(ip)) return { counted: false, lockout: null };
+    if (user === null) return this.#recordIpFailure(ip);
     const k = this.#keys(ip, user);
     if (password !== null && this.#badPasswords.seenBefore(k.normalizedUser, password)) {
       return { counted: false, lockout: null };
@@ -120,22 +235,31 @@ export class AuthLimiter {
     const locks: Array<Promise<void>> = [];
     let lockout: 'ip' | 'user' | null = null;
     if (locking && ipCount >= maxFailuresPerIp) {
-      locks.push(this.#lock(k.ip, 'ip', k.ip));
+      locks.push(this.#lock(k.ip, 'ip', k.ip, maxFailuresPerIp));
       lockout = 'ip';
     }
     if (locking && userCount >= maxFailuresPerUser) {
-      locks.push(this.#lock(k.user, 'user', k.ip));
+      locks.push(this.#lock(k.user, 'user', k.ip, maxFailuresPerUser));
       lockout ??= 'user';
     }
     if (locking && good && pairCount >= maxFailuresPerUser) {
-      locks.push(this.#lock(k.pair, 'pair', k.ip));
+      locks.push(this.#lock(k.pair, 'pair', k.ip, maxFailuresPerUser));
       lockout ??= 'user';
     }
     await Promise.all(locks);
     return { counted: true, lockout };
   }
 
-  /** Marks (user, client) known good and clears that pair's own failures. No delay is added. */
+  /** A failure that names no user we may key on (an over-long name): only the source pays. */
+  async #recordIpFailure(ip: string): Promise<{ counted: boolean; lockout: 'ip' | null }> {
+    const key = `auth:ip:${clientKey(ip, this.#cfg.ipv6Prefix)}`;
+    const n = await this.#store.consume(key, this.#cfg.window);
+    if (this.#cfg.lockout <= 0 || n < this.#cfg.maxFailuresPerIp) return { counted: true, lockout: null };
+    await this.#lock(key, 'ip', key, this.#cfg.maxFailuresPerIp);
+    return { counted: true, lockout: 'ip' };
+  }
+
+  /** Marks (user, client) known good and clears that pair's own failures (what `succeeded` does, without a ticket). */
   async recordSuccess(ip: string, user: string): Promise<void> {
     if (this.#trusted.contains(ip)) return;
     const k = this.#keys(ip, user);
@@ -148,9 +272,14 @@ export class AuthLimiter {
     return this.#trusted.contains(ip) ? 0 : this.#cfg.failureDelay;
   }
 
-  /** What is left of failureDelay for a command that arrived at `arrivedAt` (same clock as `now`). */
-  delayRemaining(ip: string, arrivedAt: number): number {
-    return Math.max(0, arrivedAt + this.failureDelay(ip) - this.#now());
+  /**
+   * What is left of the failure schedule for a command that arrived at `arrivedAt` (same clock
+   * as `now`): failureDelay, or `backendFailureMs` (a high estimate of the backend's own refusal
+   * time) when longer, so that every failed login, whatever its reason, is answered at one time.
+   */
+  delayRemaining(ip: string, arrivedAt: number, backendFailureMs = 0): number {
+    if (this.#trusted.contains(ip)) return 0;
+    return Math.max(0, arrivedAt + Math.max(this.failureDelay(ip), backendFailureMs) - this.#now());
   }
 
   /**
@@ -171,9 +300,15 @@ export class AuthLimiter {
     return this.#locks.size;
   }
 
-  async #lock(key: string, scope: 'ip' | 'user' | 'pair', ipKey: string): Promise<void> {
+  /**
+   * Blocks `key` for `lockout`, and sets its count to one below the limit: once the lockout
+   * ends one more attempt may be charged, and its failure locks again (while a burst of
+   * parallel ones is refused), so the limit holds for the whole window as before.
+   */
+  async #lock(key: string, scope: 'ip' | 'user' | 'pair', ipKey: string, max: number): Promise<void> {
     const ms = this.#cfg.lockout;
     await this.#store.block(key, ms);
+    await this.#store.setCount(key, this.#cfg.window, Math.max(0, max - 1));
     this.#locks.set(key, this.#now() + ms);
     // No user name here: the audit record of the attempt carries it (pseudonymised if configured).
     this.#log.info({ event: 'auth-lockout', scope, client: ipKey, ms }, 'login lockout');

@@ -16,6 +16,10 @@ import type { Logger } from '../util/logger.ts';
 export interface CounterStore {
   /** Adds `points` (default 1) and returns the count within the key's current window. */
   consume(key: string, windowMs: number, points?: number): Promise<number>;
+  /** Gives back `points` (default 1) consumed in the key's current window; nothing once it has expired. */
+  refund(key: string, windowMs: number, points?: number): Promise<void>;
+  /** Sets the count to `points` (0 or more) in a window starting now. */
+  setCount(key: string, windowMs: number, points: number): Promise<void>;
   /** The count within the current window; 0 when the window has expired or never began. */
   get(key: string, windowMs: number): Promise<number>;
   /** Sets (or re-sets) a timed flag on `key`, separate from its counter. */
@@ -90,6 +94,20 @@ class LimiterStore implements CounterStore {
     if (!Number.isInteger(points) || points < 1) throw new RangeError(`points must be a positive integer, got ${points}`);
     const res = await this.#primary.consume(`c:${key}`, points, { customDuration: this.#seconds(windowMs) });
     return res.consumedPoints;
+  }
+
+  async refund(key: string, windowMs: number, points = 1): Promise<void> {
+    checkMs('windowMs', windowMs);
+    // Never below zero, and never a new window: an expired key has nothing to give back.
+    const left = await this.get(key, windowMs);
+    const n = Math.min(points, left);
+    if (n > 0) await this.#primary.reward(`c:${key}`, n, { customDuration: this.#seconds(windowMs) });
+  }
+
+  async setCount(key: string, windowMs: number, points: number): Promise<void> {
+    checkMs('windowMs', windowMs);
+    if (!Number.isInteger(points) || points < 0) throw new RangeError(`points must be an integer >= 0, got ${points}`);
+    await this.#primary.set(`c:${key}`, points, this.#seconds(windowMs));
   }
 
   async get(key: string, _windowMs: number): Promise<number> {

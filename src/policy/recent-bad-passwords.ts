@@ -30,11 +30,26 @@ export class RecentBadPasswords {
    * recorded again: the window runs from the first failure); otherwise records it.
    */
   seenBefore(normalizedUser: string, password: string): boolean {
+    if (this.has(normalizedUser, password)) return true;
+    this.remember(normalizedUser, password);
+    return false;
+  }
+
+  /** True when this (user, password) failed within the window; records nothing. */
+  has(normalizedUser: string, password: string): boolean {
     const now = this.#now();
     this.#prune(now);
-    const h = createHmac('sha256', this.#key).update(normalizedUser).update('\0').update(password).digest('base64url');
+    const expires = this.#entries.get(this.#hash(normalizedUser, password));
+    return expires !== undefined && expires > now;
+  }
+
+  /** Records a failed (user, password); a pair already recorded keeps its first time. */
+  remember(normalizedUser: string, password: string): void {
+    const now = this.#now();
+    this.#prune(now);
+    const h = this.#hash(normalizedUser, password);
     const expires = this.#entries.get(h);
-    if (expires !== undefined && expires > now) return true;
+    if (expires !== undefined && expires > now) return;
     // Re-inserting moves the key to the end, keeping the oldest-first order.
     this.#entries.delete(h);
     this.#entries.set(h, now + this.#windowMs);
@@ -42,7 +57,10 @@ export class RecentBadPasswords {
       const oldest = this.#entries.keys().next();
       if (!oldest.done) this.#entries.delete(oldest.value);
     }
-    return false;
+  }
+
+  #hash(normalizedUser: string, password: string): string {
+    return createHmac('sha256', this.#key).update(normalizedUser).update('\0').update(password).digest('base64url');
   }
 
   #prune(now: number): void {

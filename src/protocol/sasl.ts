@@ -1,6 +1,7 @@
 /**
  * SASL wire helpers for the POP3 AUTH command (RFC 5034): strict base64, PLAIN (RFC 4616), LOGIN
- * (draft-murchison-sasl-login), and the user names inside XOAUTH2 and OAUTHBEARER (RFC 7628).
+ * (draft-murchison-sasl-login), and the user names inside the relayed mechanisms' first client
+ * message: CRAM-MD5 (RFC 2195), SCRAM (RFC 5802), XOAUTH2 and OAUTHBEARER (RFC 7628).
  * Credentials are wrapped in Secret so that no log line or JSON dump can print them by accident.
  */
 
@@ -149,6 +150,66 @@ export function userFromOauthbearer(b64: string): string | null {
   if (/=(?!2C|3D)/.test(saslname)) return null;
   const user = saslname.replace(/=2C/g, ',').replace(/=3D/g, '=');
   return user === '' || hasForbiddenChars(user) ? null : user;
+}
+
+/** RFC 5801 saslname: "=2C" is ",", "=3D" is "="; any other "=" is malformed (null). */
+function decodeSaslname(name: string): string | null {
+  if (/=(?!2C|3D)/.test(name)) return null;
+  const user = name.replace(/=2C/g, ',').replace(/=3D/g, '=');
+  return user === '' || hasForbiddenChars(user) ? null : user;
+}
+
+/**
+ * CRAM-MD5 (RFC 2195) client response: base64 of `user SP digest`, the digest 32 hex digits.
+ * The user is everything before the last space (a name may hold spaces).
+ */
+export function userFromCramMd5(b64: string): string | null {
+  const text = decodeToText(b64);
+  if (text === null) return null;
+  const sp = text.lastIndexOf(' ');
+  if (sp <= 0 || !/^[0-9a-fA-F]{32}$/.test(text.slice(sp + 1))) return null;
+  const user = text.slice(0, sp);
+  return hasForbiddenChars(user) ? null : user;
+}
+
+/**
+ * SCRAM (RFC 5802) client-first-message: gs2-header then `n=saslname,r=nonce[,ext]`. Returns the
+ * authentication name. Channel binding ("p=") cannot pass through a TLS-terminating proxy, a
+ * mandatory extension ("m=") is unknown, and an authzid other than the user itself would log in
+ * as someone else: all three are malformed here (null).
+ */
+export function userFromScramClientFirst(b64: string): string | null {
+  const text = decodeToText(b64);
+  if (text === null) return null;
+  const m = /^([ny]),(a=[^,]*)?,n=([^,]*),r=[^,]+(?:,.*)?$/s.exec(text);
+  if (m === null) return null;
+  const user = decodeSaslname(m[3]!);
+  if (user === null) return null;
+  if (m[2] !== undefined && decodeSaslname(m[2].slice(2)) !== user) return null;
+  return user;
+}
+
+/**
+ * Mechanisms the gateway relays to the backend because it can read the user from the client's
+ * first message (its initial response, or its first line when there is none). Anything else
+ * (GSSAPI, NTLM, DIGEST-MD5, the SCRAM -PLUS variants ...) is neither offered nor accepted.
+ */
+export const RELAYED_MECHANISMS = ['CRAM-MD5', 'SCRAM-SHA-1', 'SCRAM-SHA-256', 'XOAUTH2', 'OAUTHBEARER'] as const;
+
+export function isRelayedMechanism(m: string): boolean {
+  return (RELAYED_MECHANISMS as readonly string[]).includes(m);
+}
+
+/** The user in a relayed mechanism's first client message; null when unreadable or malformed. */
+export function userFromClientFirst(mechanism: string, b64: string): string | null {
+  switch (mechanism) {
+    case 'CRAM-MD5': return userFromCramMd5(b64);
+    case 'SCRAM-SHA-1':
+    case 'SCRAM-SHA-256': return userFromScramClientFirst(b64);
+    case 'XOAUTH2': return userFromXoauth2(b64);
+    case 'OAUTHBEARER': return userFromOauthbearer(b64);
+    default: return null;
+  }
 }
 
 /** RFC 5034 section 4: a client line of "*" cancels the exchange. */

@@ -7,12 +7,15 @@
 import { loginRecord } from '../audit/record.ts';
 import { REPLIES } from '../protocol/replies.ts';
 import { sanitizeLine } from '../protocol/response.ts';
-import { Secret, hasForbiddenChars, userFromOauthbearer, userFromXoauth2 } from '../protocol/sasl.ts';
+import { Secret, hasForbiddenChars, userFromClientFirst } from '../protocol/sasl.ts';
 import { latin1AsUtf8, type Command } from '../protocol/command.ts';
-import type { LoginFailureReason } from '../policy/auth-limits.ts';
+import type { AuthTicket, LoginFailureReason } from '../policy/auth-limits.ts';
+import { MAX_USER_NAME_OCTETS } from '../policy/user-pattern.ts';
 import { authVerdict } from '../policy/commands.ts';
 import type { Verdict } from '../policy/verdict.ts';
-import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, type Credentials, type SaslStep } from '../session/sasl-exchange.ts';
+import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, offeredMechanisms, type SaslStep } from '../session/sasl-exchange.ts';
+import type { ReplyInfo } from '../session/pending.ts';
+import { beginRelay, endRelay, readUser, relayClientLine, type RelayState } from './sasl-relay.ts';
 import { capaReply, requireTlsFor } from './capa-view.ts';
 import { backendLogin, type LoginAttempt } from './backend-login.ts';
 import { policyRefusal, policyReport, refuse } from './refusals.ts';
@@ -112,8 +115,7 @@ function startAuth(s: Pop3Session, cmd: Command): void {
 
 function mechanisms(s: Pop3Session): string[] {
   const backend = s.backend?.conn.capa ?? s.deps.backends.capabilities();
-  const relayed = s.deps.backends.routing ? [] : (backend?.sasl ?? []).filter((m) => !isLocalMechanism(m));
-  return ['PLAIN', 'LOGIN', ...relayed];
+  return offeredMechanisms(backend?.sasl ?? null, s.deps.backends.routing);
 }
 
 /** A client line while an AUTH exchange runs. */
@@ -121,11 +123,7 @@ export function onSaslLine(s: Pop3Session, line: Buffer): void {
   s.decoder.maxLength = s.deps.config.limits.commandLine;
   const text = line.toString('latin1');
   if (s.saslRelay !== null) {
-    s.phase = 'login-pending';
-    s.busy = true;
-    // Re-serialised, never the raw bytes: a NUL or CR cannot reach the backend.
-    const safe = hasForbiddenChars(text) || /[\x00-\x1f\x7f]/.test(text) ? '*' : text;
-    s.backend?.conn.socket.write(`${safe}\r\n`, 'latin1');
+    relayClientLine(s, text);
     return;
   }
   const exchange = s.sasl;
@@ -154,7 +152,7 @@ function saslStep(s: Pop3Session, step: SaslStep, arrival: number): void {
       if (step.reason === 'sasl-forbidden-chars') {
         // Looks like any failed login to the client; counted against the source.
         s.busy = true;
-        void failLogin(s, null, arrival, 'bad-credential-chars', true)
+        void failLogin(s, null, arrival, 'bad-credential-chars', 'ip')
           .then(() => logCommand(s, 'AUTH', 'err', Date.now() - arrival))
           .catch((err) => s.internalError(err));
       } else {
@@ -164,11 +162,11 @@ function saslStep(s: Pop3Session, step: SaslStep, arrival: number): void {
   }
 }
 
+/** The user the attempt is for; for a relayed mechanism without an initial response, not known yet (null). */
 function attemptUser(a: LoginAttempt): string | null {
   if (a.kind === 'password') return a.credentials.user;
   if (a.kind === 'apop') return a.user;
-  if (a.initial === null) return null;
-  return a.mechanism === 'XOAUTH2' ? userFromXoauth2(a.initial) : a.mechanism === 'OAUTHBEARER' ? userFromOauthbearer(a.initial) : null;
+  return a.initial === null ? null : userFromClientFirst(a.mechanism, a.initial);
 }
 
 async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
@@ -186,84 +184,154 @@ async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Pr
 async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
   const d = s.deps;
   const ip = s.address.ip;
-  const user = attemptUser(attempt);
+  let user = attemptUser(attempt);
   const mechanism = attempt.kind === 'password' ? attempt.credentials.mechanism : attempt.kind === 'apop' ? 'APOP' : attempt.mechanism;
-  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', true);
+  // A relayed mechanism's user comes with its first client message: later (sasl-relay.ts), or now.
+  const relay = attempt.kind === 'sasl-relay' && attempt.initial === null ? beginRelay(s, mechanism) : null;
+  if (relay === null && attempt.kind === 'sasl-relay' && (user === null || readUser(mechanism, attempt.initial!) === null)) {
+    return failLogin(s, null, arrival, 'bad-credential-chars', 'ip');
+  }
+  // Before any route, rule or counter key sees the name: only the source pays for it.
+  if (user !== null && Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS) return failLogin(s, null, arrival, 'name-too-long', 'ip');
+  if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', 'user');
   if (attempt.kind === 'password' && hasForbiddenChars(attempt.credentials.password.reveal())) {
-    return failLogin(s, user, arrival, 'bad-credential-chars', true);
+    return failLogin(s, user, arrival, 'bad-credential-chars', 'user');
   }
-  const check = await d.auth.check(ip, user ?? '');
-  if (s.closing) return;
-  if (!check.allowed) {
+  // Charged before anything reaches the backend, under the name the backend will see.
+  const password = attempt.kind === 'password' ? attempt.credentials.password.reveal() : null;
+  const charged = relay !== null ? null : await d.auth.charge(ip, d.backends.loginNameFor(user!), password);
+  if (charged !== null && !charged.allowed) {
     d.metrics.login('locked');
-    return failLogin(s, user, arrival, check.reason, false, d.failureLatency.estimate());
+    return failLogin(s, user, arrival, charged.reason, 'none');
   }
-  if (!(await s.ensureBackend(user))) {
+  let ticket = charged?.ticket ?? null;
+  if (s.closing || !(await s.ensureBackend(user))) {
+    if (ticket !== null) await d.auth.abandoned(ticket);
+    if (relay !== null) endRelay(s);
     if (s.closing) return;
     d.metrics.login('error');
     s.auditLogin('err', { reason: 'backend-unavailable', mechanism });
     return resumeAuthorization(s);
   }
   const sent = Date.now();
-  const reply = await backendLogin(s, attempt);
-  if (s.closing) return;
+  // Once sent, the attempt runs to its end whatever the client does: a hang-up is no escape from the count.
+  const reply = await Promise.race([backendLogin(s, attempt), s.closed.then(() => 'gone' as const)]);
+  if (relay !== null) {
+    endRelay(s);
+    user = relay.user;
+    ticket = relay.ticket;
+    if (relay.refused !== null) return relayRefused(s, relay.refused, user, arrival, reply);
+    // Nothing charged means no credentials went out: the backend ended the exchange before them.
+    if (ticket === null) return relayEndedEarly(s, reply);
+  }
+  if (ticket === null || user === null) throw new Error('a login attempt reached the backend without a charged user');
+  if (reply === 'gone') {
+    await settleFailure(s, ticket);
+    return failLogin(s, user, arrival, 'client-gone', 'none');
+  }
   if (reply === null) {
     // The backend offers no way to log in that we can use: say so without blaming the password.
+    await d.auth.abandoned(ticket);
     d.metrics.login('error');
     s.auditLogin('err', { reason: 'backend-no-login-method', mechanism });
     s.writeLine(REPLIES.backendUnavailable);
     return resumeAuthorization(s);
   }
   if (reply.ok) {
-    const name = user ?? 'unknown';
-    s.loggedIn(name, d.rules.forSession(name, ip));
+    const name = user;
+    void d.auth.succeeded(ticket).catch((err) => s.log.warn({ event: 'counter-error', err: String(err) }, 'recording a login failed'));
     d.metrics.login('ok');
+    if (s.closing) {
+      s.auditLogin('ok', { mechanism });
+      return;
+    }
+    s.loggedIn(name, d.rules.forSession(name, ip));
     s.auditLogin('ok', { mechanism });
     s.log.info({ event: 'login', user: name, mechanism, result: 'ok', ms: Date.now() - arrival }, 'login ok');
     for (const sig of d.signals.onLogin(name, ip)) s.signal(sig);
     s.writeLine(sanitizeLine(reply.statusLine.toString('latin1')));
     s.busy = false;
     s.drainInput();
-    void d.auth.recordSuccess(ip, name).catch((err) => s.log.warn({ event: 'counter-error', err: String(err) }, 'recording a login failed'));
     return;
   }
   const code = reply.status.code?.split('/')[0] ?? null;
   if (code !== null && TRANSIENT_CODES.has(code)) {
+    await d.auth.abandoned(ticket);
     d.metrics.login('error');
     s.auditLogin('err', { reason: `backend-${reply.status.code!.toLowerCase()}`, mechanism });
+    if (s.closing) return;
     s.writeLine(sanitizeLine(reply.statusLine.toString('latin1')));
     return resumeAuthorization(s);
   }
   d.failureLatency.record(Date.now() - sent);
-  const password = attempt.kind === 'password' ? attempt.credentials.password.reveal() : null;
-  const counted = await d.auth.recordFailure(ip, user ?? '', password);
-  if (counted.lockout !== null) s.log.warn({ event: 'lockout', kind: counted.lockout }, 'lockout started');
+  await settleFailure(s, ticket);
   if (s.deps.backends.routing) s.dropBackend();
-  return failLogin(s, user, arrival, 'bad-credentials', false);
+  return failLogin(s, user, arrival, 'bad-credentials', 'none');
+}
+
+/** The relayed exchange's first client line was not forwarded (the backend got "*"). */
+function relayRefused(
+  s: Pop3Session, why: NonNullable<RelayState['refused']>, user: string | null, arrival: number, reply: ReplyInfo | null | 'gone',
+): Promise<void> | void {
+  if (reply !== 'gone' && reply?.ok === true) {
+    // The backend accepted a cancelled exchange: nothing we can trust about this connection.
+    s.log.warn({ event: 'backend-protocol-violation', reason: 'accepted-cancelled-auth' }, 'backend accepted a cancelled AUTH');
+    s.dropBackend();
+  }
+  if (why === 'cancelled') {
+    if (s.closing) return;
+    s.writeLine(REPLIES.authCancelled);
+    return resumeAuthorization(s);
+  }
+  if (why === 'unreadable') return failLogin(s, null, arrival, 'bad-credential-chars', 'ip');
+  s.deps.metrics.login('locked');
+  return failLogin(s, user, arrival, why, 'none');
+}
+
+/** The backend refused the relayed AUTH before the client's first line (e.g. a bad mechanism). */
+function relayEndedEarly(s: Pop3Session, reply: ReplyInfo | null | 'gone'): void {
+  if (reply === 'gone' || s.closing) return;
+  if (reply?.ok === true) {
+    // A login without any credentials seen: never a session without a user.
+    s.log.warn({ event: 'backend-protocol-violation', reason: 'login-without-user' }, 'backend logged in without credentials');
+    s.dropBackend();
+  }
+  s.deps.metrics.login('error');
+  s.writeLine(reply === null || reply.ok ? REPLIES.backendUnavailable : sanitizeLine(reply.statusLine.toString('latin1')));
+  resumeAuthorization(s);
+}
+
+async function settleFailure(s: Pop3Session, ticket: AuthTicket): Promise<void> {
+  const counted = await s.deps.auth.failed(ticket);
+  if (counted.lockout !== null) s.log.warn({ event: 'lockout', kind: counted.lockout }, 'lockout started');
 }
 
 /**
- * The one reply to every failed login: same bytes, sent no sooner than
- * `failureDelay` (and the backend's own refusal time) after the command arrived.
+ * The one reply to every failed login: same bytes, on one schedule from the command's
+ * arrival whatever the reason (failureDelay, or the backend's observed refusal time when
+ * longer). Counted, audited and logged even when the client has already gone; only the
+ * reply is then left out. `count` charges a failure refused before the backend ('ip': the
+ * source only, for a name not fit to key on).
  */
 async function failLogin(
-  s: Pop3Session, user: string | null, arrival: number, reason: LoginFailureReason, count: boolean, floor = 0,
+  s: Pop3Session, user: string | null, arrival: number, reason: LoginFailureReason, count: 'none' | 'user' | 'ip',
 ): Promise<void> {
   const d = s.deps;
-  if (count) await d.auth.recordFailure(s.address.ip, user ?? '', null);
+  if (count !== 'none') await d.auth.recordFailure(s.address.ip, count === 'user' && user !== null ? d.backends.loginNameFor(user) : null, null);
   if (reason !== 'ip-locked' && reason !== 'user-locked') d.metrics.login('failed');
   d.metrics.policyRefusal(reason);
-  const wait = Math.max(d.auth.delayRemaining(s.address.ip, arrival), arrival + floor - Date.now());
-  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-  if (s.closing) return;
   s.failedLogins++;
   // Failed logins feed the "many users from one source" signal (password spraying).
-  if (user !== null) for (const sig of d.signals.onLogin(user, s.address.ip, false)) s.signal(sig);
+  if (user !== null && reason !== 'name-too-long') for (const sig of d.signals.onLogin(user, s.address.ip, false)) s.signal(sig);
   // The audit names the user the attempt was for (the session has none yet), so failed logins
-  // and lockouts show up in `npm run audit -- --user NAME`; a name with CR/LF/NUL is left out.
-  const attempted = user !== null && reason !== 'bad-credential-chars' ? { ...s.context, user } : s.context;
-  s.audit(loginRecord(attempted, reason === 'bad-credentials' || reason === 'bad-credential-chars' ? 'err' : 'denied', { reason }));
+  // and lockouts show up in `npm run audit -- --user NAME`; a name with CR/LF/NUL or over-long is left out.
+  const named = user !== null && reason !== 'bad-credential-chars' && reason !== 'name-too-long';
+  const locked = reason === 'ip-locked' || reason === 'user-locked';
+  s.audit(loginRecord(named ? { ...s.context, user } : s.context, locked ? 'denied' : 'err', { reason }));
   s.log.info({ event: 'login', result: 'failed', reason, ms: Date.now() - arrival }, 'login failed');
+  const wait = d.auth.delayRemaining(s.address.ip, arrival, d.failureLatency.estimate());
+  if (wait > 0 && !s.closing) await new Promise((r) => setTimeout(r, wait));
+  if (s.closing) return;
   // The policy's verdict: the same reply whatever the reason; the cap attempt also closes.
   const verdict = d.auth.failureVerdict(reason, s.failedLogins);
   s.writeLine(REPLIES[verdict.reply]);

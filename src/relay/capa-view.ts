@@ -4,7 +4,7 @@
  */
 import { buildCapaReply } from '../protocol/capa.ts';
 import { plaintextAuthAllowed, stlsOffered, effectiveRequireTls } from '../policy/tls-gate.ts';
-import { isLocalMechanism } from '../session/sasl-exchange.ts';
+import { offeredMechanisms } from '../session/sasl-exchange.ts';
 import type { Pop3Session } from './session.ts';
 
 export function requireTlsFor(s: Pop3Session): boolean {
@@ -19,13 +19,12 @@ export function capaReply(s: Pop3Session): string {
   const authorization = s.phase !== 'transaction';
   const plain = plaintextAuthAllowed({ listenerTls: d.listener.tls, requireTls: requireTlsFor(s), tlsActive: s.tlsActive });
   const backend = s.backend?.conn.capa ?? d.backends.capabilities();
-  const relayed = d.backends.routing ? [] : (backend?.sasl ?? []).filter((m) => !isLocalMechanism(m));
   const impl = d.config.capa.implementation;
   const text = buildCapaReply({
     backend,
     stls: authorization && stlsOffered({ listenerTls: d.listener.tls, tlsActive: s.tlsActive, stlsAllowed: allowed.has('STLS') }),
     user: authorization && plain && allowed.has('USER'),
-    sasl: authorization && plain && allowed.has('AUTH') ? ['PLAIN', 'LOGIN', ...relayed] : [],
+    sasl: authorization && plain && allowed.has('AUTH') ? offeredMechanisms(backend?.sasl ?? null, d.backends.routing) : [],
     allowedVerbs: allowed,
     implementation: impl === 'hide' ? null : impl === 'relay' ? (backend?.implementation ?? null) : impl,
     phase: authorization ? 'authorization' : 'transaction',

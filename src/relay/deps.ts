@@ -21,6 +21,8 @@ export interface BackendAccess {
   /** True when per-user routes choose the backend (the gateway must know the user first). */
   readonly routing: boolean;
   connect(user: string | null, client: ClientAddress, signal: AbortSignal): Promise<BackendLease>;
+  /** The name the backend will see for `user` (routing and `loginAs` applied): the per-user counter's key. */
+  loginNameFor(user: string): string;
 }
 
 export type { ClientAddress } from '../net/listener.ts';

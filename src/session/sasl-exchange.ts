@@ -1,12 +1,13 @@
 /**
  * AUTH PLAIN and LOGIN (RFC 5034, RFC 4616, draft-murchison-sasl-login) run by the
  * gateway itself: it collects the credentials so policy sees the user before the
- * backend does, and a lockout costs the backend nothing. Other mechanisms are relayed.
+ * backend does, and a lockout costs the backend nothing. The backend's mechanisms whose user
+ * the gateway can read (RELAYED_MECHANISMS) are relayed; no other is offered.
  */
 import { latin1AsUtf8, utf8AsLatin1 } from '../protocol/command.ts';
 import type { ReplyKey } from '../protocol/replies.ts';
 import {
-  LOGIN_PASS_PROMPT, LOGIN_USER_PROMPT, Secret, decodeLoginField, decodePlain, isCancel,
+  LOGIN_PASS_PROMPT, LOGIN_USER_PROMPT, Secret, decodeLoginField, decodePlain, isCancel, isRelayedMechanism,
 } from '../protocol/sasl.ts';
 
 export const LOCAL_MECHANISMS = ['PLAIN', 'LOGIN'] as const;
@@ -47,6 +48,15 @@ export type SaslStep =
 
 export function isLocalMechanism(m: string): m is LocalMechanism {
   return m === 'PLAIN' || m === 'LOGIN';
+}
+
+/**
+ * What CAPA and a bare AUTH list: PLAIN and LOGIN (run here), then the backend's mechanisms
+ * the gateway can relay with a known user; none relayed while routes pick the backend by user.
+ */
+export function offeredMechanisms(backendSasl: readonly string[] | null, routing: boolean): string[] {
+  const relayed = routing ? [] : (backendSasl ?? []).filter((m) => !isLocalMechanism(m) && isRelayedMechanism(m));
+  return ['PLAIN', 'LOGIN', ...relayed];
 }
 
 const fail = (reply: ReplyKey, reason: string): SaslStep => ({ type: 'fail', reply, reason });

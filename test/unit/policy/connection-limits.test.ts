@@ -113,6 +113,8 @@ describe('ConnectionLimiter', () => {
       kind: 'redis',
       degraded: true,
       consume: () => Promise.reject(new Error('down')),
+      refund: () => Promise.reject(new Error('down')),
+      setCount: () => Promise.reject(new Error('down')),
       get: () => Promise.reject(new Error('down')),
       block: () => Promise.reject(new Error('down')),
       blockedFor: () => Promise.reject(new Error('down')),
