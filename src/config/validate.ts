@@ -9,7 +9,7 @@ import {
   type AdminConfig, type CapaConfig, type CertPair, type GatewayConfig, type LimitsConfig, type LoggingConfig, type LogFormat,
   type Problem, type TlsConfig,
 } from './schema.ts';
-import { Problems, type LineOf } from './problems.ts';
+import { Problems, type LineOf, type Path } from './problems.ts';
 import { isMapping, mapping, Section } from './section.ts';
 import {
   bindPort, bool, duration, filePath, host, int, INVALID, listOf, nullable, oneOf, size, spec, text, type Spec,
@@ -98,14 +98,48 @@ const workers = spec<number | 'auto'>('auto, or a positive integer', (v) =>
 function readTls(root: Section, baseDir: string): TlsConfig {
   const s = root.sub('tls', TLS_KEYS);
   const file = filePath(baseDir);
+  const files = oneOrMore(file);
+  const cert = s.opt('cert', files, resolve(baseDir, DEFAULTS.tls.cert));
+  const key = s.opt('key', files, resolve(baseDir, DEFAULTS.tls.key));
+  checkPaired(s.problems, s.path, cert, key);
   return {
-    cert: s.opt('cert', file, resolve(baseDir, DEFAULTS.tls.cert)),
-    key: s.opt('key', file, resolve(baseDir, DEFAULTS.tls.key)),
+    cert,
+    key,
     minVersion: s.opt('minVersion', oneOf<'TLSv1.2' | 'TLSv1.3'>(['TLSv1.2', 'TLSv1.3']), DEFAULTS.tls.minVersion),
     ciphers: s.opt('ciphers', text, DEFAULTS.tls.ciphers),
     handshakeTimeout: s.opt('handshakeTimeout', duration(1), DEFAULTS.tls.handshakeTimeout),
-    sni: s.opt('sni', sniMap(file), {}),
+    sni: s.opt('sni', sniMap(files), {}),
   };
+}
+
+/**
+ * `tls.cert`/`tls.key`: one file, or a list of them, one pair per key type (RSA, ECDSA), as
+ * nginx's repeated ssl_certificate; OpenSSL then chooses by what the client offers.
+ */
+function oneOrMore(file: Spec<string>): Spec<string | readonly string[]> {
+  const list = listOf(file, { min: 1 });
+  const expected = `${file.expected}, or a list of them (one per key type, e.g. RSA and ECDSA)`;
+  return {
+    expected,
+    schema: { oneOf: [file.schema, list.schema], description: expected },
+    check(v, path, p) {
+      if (Array.isArray(v)) return list.check(v, path, p);
+      if (typeof v === 'string') return file.check(v, path, p);
+      p.found(path, v, expected);
+      return INVALID;
+    },
+  };
+}
+
+/** `cert[i]` goes with `key[i]`: both name as many files. */
+function checkPaired(problems: Problems, path: Path, cert: string | readonly string[], key: string | readonly string[]): void {
+  const count = (f: string | readonly string[]): number => (typeof f === 'string' ? 1 : f.length);
+  if (count(cert) === count(key)) return;
+  problems.add(
+    [...path, 'key'],
+    `key names ${count(key)} file(s) but cert names ${count(cert)}`,
+    'one key file per certificate file, in the same order',
+  );
 }
 
 const SNI_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
@@ -113,11 +147,14 @@ const SNI_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[
 const SNI_EXPECTED = 'a mapping of server name to {cert, key}';
 
 /** `tls.sni`: server name → {cert, key}. Names are stored lower-case (RFC 6066 names match in any case). */
-function sniMap(file: Spec<string>): Spec<Record<string, CertPair>> {
+function sniMap(files: Spec<string | readonly string[]>): Spec<Record<string, CertPair>> {
   const certPair = mapping<CertPair>('a mapping with cert and key', ['cert', 'key'], (pair) => {
-    const cert = pair.req('cert', file);
-    const key = pair.req('key', file);
-    return cert === undefined || key === undefined ? INVALID : { cert, key };
+    const cert = pair.req('cert', files);
+    const key = pair.req('key', files);
+    if (cert === undefined || key === undefined) return INVALID;
+    const before = pair.problems.count;
+    checkPaired(pair.problems, pair.path, cert, key);
+    return pair.problems.count > before ? INVALID : { cert, key };
   });
   return {
     expected: SNI_EXPECTED,
