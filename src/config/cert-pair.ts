@@ -205,6 +205,24 @@ export function keyTypeClashes(leaves: readonly Leaf[]): Array<PairIssue & { fil
   return out;
 }
 
+/**
+ * An SNI certificate of a key type the default certificates lack. Node installs the SNI
+ * certificate over the default context's, so the default's own key type stays in place and a
+ * client that prefers it gets the default certificate for this name.
+ */
+export function foreignKeyType(defaults: readonly X509Certificate[], sni: Leaf): PairIssue | null {
+  const types = new Set(defaults.map(keyTypeOf));
+  const type = keyTypeOf(sni.leaf);
+  if (types.size === 0 || types.has(type)) return null;
+  const theirs = [...types].join('/');
+  return {
+    code: 'KEY_TYPE', which: 'cert', file: sni.files.cert,
+    message: `${sni.files.cert} is ${type} but the default certificate is ${theirs}: clients that prefer ${theirs} `
+      + 'would get the default certificate for this name',
+    expected: `an SNI certificate of the default certificate's key type (${theirs})`,
+  };
+}
+
 function isKeyObject(v: KeyObject | PairIssue): v is KeyObject {
   return typeof (v as KeyObject).export === 'function';
 }

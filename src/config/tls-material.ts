@@ -11,7 +11,7 @@ import { hostname } from 'node:os';
 import type { CertPair, Problem, TlsConfig } from './schema.ts';
 import type { Logger } from '../util/logger.ts';
 import {
-  inspectPair, isMissing, issuePath, keyTypeClashes, pairsOf, type Leaf, type LoadedPair, type PairFiles, type PairIssue, type SinglePair,
+  foreignKeyType, inspectPair, isMissing, issuePath, keyTypeClashes, pairsOf, type Leaf, type LoadedPair, type PairFiles, type PairIssue, type SinglePair,
 } from './cert-pair.ts';
 import { SniMap } from './sni-map.ts';
 import { generateSelfSigned } from './self-signed.ts';
@@ -192,6 +192,11 @@ export async function loadTlsMaterial(cfg: TlsConfig, log: Logger, options: TlsM
   const sniEntries: Array<[string, tls.SecureContext]> = [];
   for (const [name, pair] of Object.entries(cfg.sni)) {
     const loaded = await loadSet(pair, sniBase(name), log, now);
+    // A warning, not a refusal: such configs started before this check existed.
+    loaded.set.leaves.forEach((leaf, i) => {
+      const issue = foreignKeyType(main.set.leaves, { files: loaded.files[i]!, leaf });
+      if (issue !== null) log.warn({ path: loaded.files[i]!.certPath, file: issue.file }, `TLS certificate problem: ${issue.message}`);
+    });
     sniEntries.push([name, buildContext(cfg, loaded.files, loaded.set, ticketKeys)]);
   }
   const sni = new SniMap(sniEntries);
@@ -240,14 +245,14 @@ function contextProblem(cfg: TlsConfig, path: string, what: string, pairs: { cer
 }
 
 /** Every problem of one config pair: each file pair alone, then the list as a whole. */
-async function checkSet(cfg: TlsConfig, pair: CertPair, base: string, allowGenerate: boolean): Promise<Problem[]> {
+async function checkSet(cfg: TlsConfig, pair: CertPair, base: string, allowGenerate: boolean): Promise<{ problems: Problem[]; leaves: Leaf[] }> {
   const all = pairsOf(pair, base);
   const problems: Problem[] = [];
   const leaves: Leaf[] = [];
   const loaded: LoadedPair[] = [];
   for (const files of all) {
     const inspection = await inspectPair(files);
-    if (allowGenerate && all.length === 1 && isMissing(inspection, 'cert') && isMissing(inspection, 'key')) return [];
+    if (allowGenerate && all.length === 1 && isMissing(inspection, 'cert') && isMissing(inspection, 'key')) return { problems: [], leaves: [] };
     const own = toProblems(inspection.issues, files);
     if (inspection.pair !== null) {
       leaves.push({ files, leaf: inspection.pair.leaf });
@@ -266,7 +271,7 @@ async function checkSet(cfg: TlsConfig, pair: CertPair, base: string, allowGener
       { cert: loaded.map((l) => l.cert), key: loaded.map((l) => l.key) });
     if (whole !== null) problems.push(whole);
   }
-  return problems;
+  return { problems, leaves };
 }
 
 /**
@@ -275,9 +280,16 @@ async function checkSet(cfg: TlsConfig, pair: CertPair, base: string, allowGener
  * absent is not, nor any file of a list.
  */
 export async function checkTlsMaterial(cfg: TlsConfig): Promise<Problem[]> {
-  const problems = await checkSet(cfg, cfg, 'tls', true);
+  const main = await checkSet(cfg, cfg, 'tls', true);
+  const problems = main.problems;
+  const defaults = main.leaves.map((l) => l.leaf);
   for (const [name, pair] of Object.entries(cfg.sni)) {
-    problems.push(...(await checkSet(cfg, pair, sniBase(name), false)));
+    const sni = await checkSet(cfg, pair, sniBase(name), false);
+    problems.push(...sni.problems);
+    for (const leaf of sni.leaves) {
+      const issue = foreignKeyType(defaults, leaf);
+      if (issue !== null) problems.push({ path: leaf.files.certPath, message: issue.message, expected: issue.expected });
+    }
   }
   return problems;
 }

@@ -104,13 +104,39 @@ function readTls(root: Section, baseDir: string): TlsConfig {
   const key = s.opt('key', files, resolve(baseDir, DEFAULTS.tls.key));
   // An invalid list reads as the default single file: comparing lengths then would only add noise.
   if (s.problems.count === before) checkPaired(s.problems, s.path, cert, key);
-  return {
+  const tls = {
     cert,
     key,
     minVersion: s.opt('minVersion', oneOf<'TLSv1.2' | 'TLSv1.3'>(['TLSv1.2', 'TLSv1.3']), DEFAULTS.tls.minVersion),
     ciphers: s.opt('ciphers', text, DEFAULTS.tls.ciphers),
     handshakeTimeout: s.opt('handshakeTimeout', duration(1), DEFAULTS.tls.handshakeTimeout),
-    sni: s.opt('sni', sniMap(files), {}),
+    sni: s.opt('sni', sniMap(sniFile(file)), {}),
+  };
+  if (typeof cert !== 'string' && cert.length > 1 && Object.keys(tls.sni).length > 0) {
+    s.problems.add(
+      s.at('sni'),
+      `tls.cert lists ${cert.length} certificates and tls.sni has entries: for an SNI name, clients that prefer `
+        + 'the other key type would still get a default certificate (Node installs one SNI certificate over the default ones)',
+      'a list in tls.cert without tls.sni, or a single tls.cert file with tls.sni',
+    );
+  }
+  return tls;
+}
+
+// Node's SNI hook (UseSNIContext in src/crypto/crypto_common.cc) copies only one certificate of
+// the chosen context into the connection; every other key type keeps the default context's.
+const SNI_ONE_FILE = 'a single file per SNI entry (Node serves only one certificate per SNI name)';
+
+/** An SNI entry's cert or key: one file; a list is refused with the reason, not as a wrong type. */
+function sniFile(file: Spec<string>): Spec<string> {
+  return {
+    expected: file.expected,
+    schema: file.schema,
+    check(v, path, p) {
+      if (!Array.isArray(v)) return file.check(v, path, p);
+      p.add(path, `found a list of ${v.length}: an SNI name gets one certificate, never one per key type`, SNI_ONE_FILE);
+      return INVALID;
+    },
   };
 }
 
@@ -149,14 +175,11 @@ const SNI_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[
 const SNI_EXPECTED = 'a mapping of server name to {cert, key}';
 
 /** `tls.sni`: server name → {cert, key}. Names are stored lower-case (RFC 6066 names match in any case). */
-function sniMap(files: Spec<string | readonly string[]>): Spec<Record<string, CertPair>> {
+function sniMap(file: Spec<string>): Spec<Record<string, CertPair>> {
   const certPair = mapping<CertPair>('a mapping with cert and key', ['cert', 'key'], (pair) => {
-    const cert = pair.req('cert', files);
-    const key = pair.req('key', files);
-    if (cert === undefined || key === undefined) return INVALID;
-    const before = pair.problems.count;
-    checkPaired(pair.problems, pair.path, cert, key);
-    return pair.problems.count > before ? INVALID : { cert, key };
+    const cert = pair.req('cert', file);
+    const key = pair.req('key', file);
+    return cert === undefined || key === undefined ? INVALID : { cert, key };
   });
   return {
     expected: SNI_EXPECTED,

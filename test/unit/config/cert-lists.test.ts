@@ -1,11 +1,12 @@
 /**
- * `tls.cert`/`tls.key` (and each SNI pair) as lists, one pair per key type: the validator's
- * shape and length rules, the loader and `--check` with every problem at its item's path
- * (`tls.cert[1]`), two certificates of one key type refused, and the watcher's file list.
+ * `tls.cert`/`tls.key` as lists, one pair per key type: the validator's shape and length rules,
+ * the loader and `--check` with every problem at its item's path (`tls.cert[1]`), two
+ * certificates of one key type refused, and the watcher's file list. SNI entries take one file
+ * each and no list in tls.cert beside them: Node's SNI hook installs one certificate per name
+ * over the default context's (UseSNIContext), so the others would leak into that name.
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import tls from 'node:tls';
 import { Ajv } from 'ajv';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { gatewaySchema } from '../../../src/config/document-schema.ts';
@@ -36,18 +37,15 @@ async function rejection(p: Promise<unknown>): Promise<TlsMaterialError> {
 describe('validateConfig: certificate lists', () => {
   it('reads cert and key lists, resolving each path against the config folder, and keeps a single path a string', () => {
     const config = configOf((raw) => {
-      raw.tls = {
-        cert: ['certs/rsa.crt', '/abs/ecdsa.crt'], key: ['certs/rsa.key', '/abs/ecdsa.key'],
-        sni: { 'mail.example.org': { cert: ['m-rsa.crt', 'm-ec.crt'], key: ['m-rsa.key', 'm-ec.key'] }, 'b.example.org': { cert: 'b.crt', key: 'b.key' } },
-      };
+      raw.tls = { cert: ['certs/rsa.crt', '/abs/ecdsa.crt'], key: ['certs/rsa.key', '/abs/ecdsa.key'] };
     });
     expect(config.tls.cert).toEqual(['/etc/pop3gw/certs/rsa.crt', '/abs/ecdsa.crt']);
     expect(config.tls.key).toEqual(['/etc/pop3gw/certs/rsa.key', '/abs/ecdsa.key']);
-    expect(config.tls.sni['mail.example.org']).toEqual({
-      cert: ['/etc/pop3gw/m-rsa.crt', '/etc/pop3gw/m-ec.crt'], key: ['/etc/pop3gw/m-rsa.key', '/etc/pop3gw/m-ec.key'],
-    });
-    expect(config.tls.sni['b.example.org']).toEqual({ cert: '/etc/pop3gw/b.crt', key: '/etc/pop3gw/b.key' });
     expect(Object.isFrozen(config.tls.cert)).toBe(true);
+    expect(configOf((raw) => (raw.tls = { cert: 'a.crt', key: 'a.key' })).tls).toMatchObject({ cert: '/etc/pop3gw/a.crt', key: '/etc/pop3gw/a.key' });
+    // A list of one is a list: it may stand beside SNI entries.
+    expect(configOf((raw) => (raw.tls = { cert: ['a.crt'], key: ['a.key'], sni: { 'b.example.org': { cert: 'b.crt', key: 'b.key' } } })).tls.cert)
+      .toEqual(['/etc/pop3gw/a.crt']);
   });
 
   it('reports lists of different lengths at the key', () => {
@@ -63,22 +61,31 @@ describe('validateConfig: certificate lists', () => {
     expect(onlyProblem((raw) => (raw.tls = { cert: ['a.crt', ''], key: ['a.key', 'b.key'] })).path).toBe('tls.cert[1]');
   });
 
-  it('reports an SNI pair of lists of different lengths at its key', () => {
-    const p = onlyProblem((raw) => (raw.tls = { sni: { 'mail.example.org': { cert: ['a.crt', 'b.crt'], key: ['a.key', 'b.key', 'c.key'] } } }));
-    expect(p).toMatchObject({ path: 'tls.sni["mail.example.org"].key', message: 'key names 3 file(s) but cert names 2' });
+  it('refuses an SNI pair of lists, at each list, saying why', () => {
+    const problems = problemsOf((raw) => (raw.tls = { sni: { 'mail.example.org': { cert: ['a.crt', 'b.crt'], key: ['a.key', 'b.key'] } } }));
+    expect(problems).toEqual([
+      { path: 'tls.sni["mail.example.org"].cert', message: 'found a list of 2: an SNI name gets one certificate, never one per key type', expected: expect.stringContaining('single file per SNI entry') },
+      { path: 'tls.sni["mail.example.org"].key', message: expect.stringContaining('found a list of 2'), expected: expect.any(String) },
+    ]);
+  });
+
+  it('refuses a list of default certificates beside SNI entries, at tls.sni', () => {
+    const p = onlyProblem((raw) => (raw.tls = { cert: ['a.crt', 'b.crt'], key: ['a.key', 'b.key'], sni: { 'm.example.org': { cert: 'm.crt', key: 'm.key' } } }));
+    expect(p).toMatchObject({ path: 'tls.sni', message: expect.stringContaining('tls.cert lists 2 certificates and tls.sni has entries') });
   });
 
   it('reports an empty list, a bad item at its index, and a value that is neither', () => {
-    const problems = problemsOf((raw) => (raw.tls = { cert: [], key: ['a.key', ''], sni: { 'x.example.org': { cert: 5, key: 'k' } } }));
-    expect(problems.map((p) => p.path)).toEqual(['tls.cert', 'tls.key[1]', 'tls.sni["x.example.org"].cert']);
-    expect(problems[2]!.expected).toMatch(/or a list of them/);
+    const problems = problemsOf((raw) => (raw.tls = { cert: [], key: ['a.key', ''] }));
+    expect(problems.map((p) => p.path)).toEqual(['tls.cert', 'tls.key[1]']);
+    expect(onlyProblem((raw) => (raw.tls = { cert: 5 })).expected).toMatch(/or a list of them/);
   });
 
   it('has a JSON Schema that takes a path or a non-empty list of paths', () => {
     const check = new Ajv({ allowUnionTypes: true, strict: false }).compile(gatewaySchema());
     const withTls = (t: unknown): unknown => ({ ...minimal(), tls: t });
     expect(check(withTls({ cert: ['a.crt', 'b.crt'], key: ['a.key', 'b.key'] }))).toBe(true);
-    expect(check(withTls({ cert: 'a.crt', key: 'a.key', sni: { 'm.example.org': { cert: ['a.crt'], key: ['a.key'] } } }))).toBe(true);
+    expect(check(withTls({ cert: 'a.crt', key: 'a.key', sni: { 'm.example.org': { cert: 'm.crt', key: 'm.key' } } }))).toBe(true);
+    expect(check(withTls({ cert: 'a.crt', key: 'a.key', sni: { 'm.example.org': { cert: ['m.crt'], key: ['m.key'] } } }))).toBe(false);
     expect(check(withTls({ cert: [], key: 'a.key' }))).toBe(false);
     expect(check(withTls({ cert: [1], key: 'a.key' }))).toBe(false);
   });
@@ -137,24 +144,24 @@ describe('loading and checking certificate lists', () => {
     expect(fs.existsSync(path.join(dir, 'none'))).toBe(false);
   });
 
-  it('reports the problems of an SNI pair of lists under the entry and index', async () => {
-    const cfg = tlsConfig(dual(), { 'mail.example.org': { cert: [ecdsa.certFile, rsa2.certFile, rsa.certFile], key: [ecdsa.keyFile, rsa2.keyFile, rsa.keyFile] } });
-    expect((await checkTlsMaterial(cfg)).map((p) => p.path)).toEqual(['tls.sni["mail.example.org"].cert[2]']);
-    expect(await rejection(loadTlsMaterial(cfg, silent))).toMatchObject({ code: 'KEY_TYPE', path: 'tls.sni["mail.example.org"].cert[2]' });
-  });
-
-  it('serves an SNI pair of lists', async () => {
-    const material = await loadTlsMaterial(tlsConfig({ cert: rsa2.certFile, key: rsa2.keyFile }, { 'mail.example.org': dual() }), silent);
-    const ctx = await new Promise<tls.SecureContext | undefined>((resolve, reject) => {
-      material.serverOptions().SNICallback!('mail.example.org', (err, c) => (err ? reject(err) : resolve(c)));
+  it('reports an SNI certificate of another key type than the default one (--check), and warns at load', async () => {
+    const cfg = tlsConfig({ cert: rsa.certFile, key: rsa.keyFile }, {
+      'ec.example.org': { cert: ecdsa.certFile, key: ecdsa.keyFile },
+      'rsa.example.org': { cert: rsa2.certFile, key: rsa2.keyFile },
     });
-    expect(ctx).toBeDefined();
+    expect(await checkTlsMaterial(cfg)).toEqual([{
+      path: 'tls.sni["ec.example.org"].cert',
+      message: `${ecdsa.certFile} is ECDSA but the default certificate is RSA: clients that prefer RSA would get the default certificate for this name`,
+      expected: expect.stringContaining('key type (RSA)'),
+    }]);
+    const warnings: unknown[] = [];
+    const log: Logger = { ...silent, warn: (o: unknown) => void warnings.push(o) };
+    await loadTlsMaterial(cfg, log);
+    expect(warnings).toEqual([{ path: 'tls.sni["ec.example.org"].cert', file: ecdsa.certFile }]);
   });
 
-  it('gives the watcher every file of every list, SNI pairs included', () => {
-    const cfg = tlsConfig(dual(), { 'mail.example.org': { cert: ['/m/a.crt', '/m/b.crt'], key: ['/m/a.key', '/m/b.key'] }, 'x.example.org': { cert: '/x.crt', key: '/x.key' } });
-    expect(tlsFiles(cfg).sort()).toEqual([
-      rsa.certFile, ecdsa.certFile, rsa.keyFile, ecdsa.keyFile, '/m/a.crt', '/m/b.crt', '/m/a.key', '/m/b.key', '/x.crt', '/x.key',
-    ].sort());
+  it('gives the watcher every file of the lists and of every SNI pair', () => {
+    const cfg = tlsConfig(dual(), { 'x.example.org': { cert: '/x.crt', key: '/x.key' } });
+    expect(tlsFiles(cfg).sort()).toEqual([rsa.certFile, ecdsa.certFile, rsa.keyFile, ecdsa.keyFile, '/x.crt', '/x.key'].sort());
   });
 });
