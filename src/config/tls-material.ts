@@ -192,7 +192,7 @@ export async function loadTlsMaterial(cfg: TlsConfig, log: Logger, options: TlsM
   const sniEntries: Array<[string, tls.SecureContext]> = [];
   for (const [name, pair] of Object.entries(cfg.sni)) {
     const loaded = await loadSet(pair, sniBase(name), log, now);
-    // A warning, not a refusal: such configs started before this check existed.
+    // A warning at load, like expiry (such configs started before this check); `--check` reports it.
     loaded.set.leaves.forEach((leaf, i) => {
       const issue = foreignKeyType(main.set.leaves, { files: loaded.files[i]!, leaf });
       if (issue !== null) log.warn({ path: loaded.files[i]!.certPath, file: issue.file }, `TLS certificate problem: ${issue.message}`);
