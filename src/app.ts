@@ -11,9 +11,10 @@ import { BackendDirectory } from './backend/directory.ts';
 import { startAdminServer } from './admin/server.ts';
 import type { GatewayConfig, PolicyConfig } from './config/schema.ts';
 import { loadTlsMaterial } from './config/tls-material.ts';
+import { pairFiles } from './config/cert-pair.ts';
 import { createRootLogger, type RootLogger } from './log/logger.ts';
 import { GatewayMetrics } from './metrics/metrics.ts';
-import { CertFileWatcher } from './net/cert-watch.ts';
+import { CertFileWatcher, tlsFiles } from './net/cert-watch.ts';
 import { Pop3Listener } from './net/listener.ts';
 import { TlsEngine } from './net/tls-engine.ts';
 import { AuthLimiter } from './policy/auth-limits.ts';
@@ -223,9 +224,7 @@ export class Gateway {
   /** Polls the certificate and key files (SNI pairs too): a renewal on disk reloads them by itself. */
   private watchCertificates(config: GatewayConfig): void {
     this.certWatch?.close();
-    const t = config.tls;
-    const files = [t.cert, t.key, ...Object.values(t.sni).flatMap((p) => [p.cert, p.key])];
-    this.certWatch = new CertFileWatcher(files, () => void this.reloadCertificates());
+    this.certWatch = new CertFileWatcher(tlsFiles(config.tls), () => void this.reloadCertificates());
   }
 
   /**
@@ -237,8 +236,8 @@ export class Gateway {
       if (this.stopping) return;
       const cfg = this.gen.config.tls;
       try {
-        // Both files gone is a renewal in progress, not a fresh install: never generate a pair here.
-        await Promise.all([access(cfg.cert), access(cfg.key)]);
+        // A file gone is a renewal in progress, not a fresh install: never generate a pair here.
+        await Promise.all(pairFiles(cfg).map((f) => access(f)));
         const material = await loadTlsMaterial(cfg, this.log);
         if (this.stopping) return;
         this.tls.update(material.serverOptions());

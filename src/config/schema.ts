@@ -28,9 +28,13 @@ export interface ListenerConfig {
   readonly allow: readonly string[] | null;
 }
 
+/**
+ * Certificate and key files: one path, or a list with one pair per key type (RSA, ECDSA...),
+ * `cert[i]` with `key[i]`; OpenSSL then picks the certificate by what the client offers.
+ */
 export interface CertPair {
-  readonly cert: string;
-  readonly key: string;
+  readonly cert: string | readonly string[];
+  readonly key: string | readonly string[];
 }
 
 export interface TlsConfig extends CertPair {

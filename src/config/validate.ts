@@ -9,7 +9,7 @@ import {
   type AdminConfig, type CapaConfig, type CertPair, type GatewayConfig, type LimitsConfig, type LoggingConfig, type LogFormat,
   type Problem, type TlsConfig,
 } from './schema.ts';
-import { Problems, type LineOf } from './problems.ts';
+import { Problems, type LineOf, type Path } from './problems.ts';
 import { isMapping, mapping, Section } from './section.ts';
 import {
   bindPort, bool, duration, filePath, host, int, INVALID, listOf, nullable, oneOf, size, spec, text, type Spec,
@@ -98,14 +98,76 @@ const workers = spec<number | 'auto'>('auto, or a positive integer', (v) =>
 function readTls(root: Section, baseDir: string): TlsConfig {
   const s = root.sub('tls', TLS_KEYS);
   const file = filePath(baseDir);
-  return {
-    cert: s.opt('cert', file, resolve(baseDir, DEFAULTS.tls.cert)),
-    key: s.opt('key', file, resolve(baseDir, DEFAULTS.tls.key)),
+  const files = oneOrMore(file);
+  const before = s.problems.count;
+  const cert = s.opt('cert', files, resolve(baseDir, DEFAULTS.tls.cert));
+  const key = s.opt('key', files, resolve(baseDir, DEFAULTS.tls.key));
+  // An invalid list reads as the default single file: comparing lengths then would only add noise.
+  if (s.problems.count === before) checkPaired(s.problems, s.path, cert, key);
+  const tls = {
+    cert,
+    key,
     minVersion: s.opt('minVersion', oneOf<'TLSv1.2' | 'TLSv1.3'>(['TLSv1.2', 'TLSv1.3']), DEFAULTS.tls.minVersion),
     ciphers: s.opt('ciphers', text, DEFAULTS.tls.ciphers),
     handshakeTimeout: s.opt('handshakeTimeout', duration(1), DEFAULTS.tls.handshakeTimeout),
-    sni: s.opt('sni', sniMap(file), {}),
+    sni: s.opt('sni', sniMap(sniFile(file)), {}),
   };
+  if (typeof cert !== 'string' && cert.length > 1 && Object.keys(tls.sni).length > 0) {
+    s.problems.add(
+      s.at('sni'),
+      `tls.cert lists ${cert.length} certificates and tls.sni has entries: for an SNI name, clients that prefer `
+        + 'the other key type would still get a default certificate (Node installs one SNI certificate over the default ones)',
+      'a list in tls.cert without tls.sni, or a single tls.cert file with tls.sni',
+    );
+  }
+  return tls;
+}
+
+// Node's SNI hook (UseSNIContext in src/crypto/crypto_common.cc) copies only one certificate of
+// the chosen context into the connection; every other key type keeps the default context's.
+const SNI_ONE_FILE = 'a single file per SNI entry (Node serves only one certificate per SNI name)';
+
+/** An SNI entry's cert or key: one file; a list is refused with the reason, not as a wrong type. */
+function sniFile(file: Spec<string>): Spec<string> {
+  return {
+    expected: file.expected,
+    schema: file.schema,
+    check(v, path, p) {
+      if (!Array.isArray(v)) return file.check(v, path, p);
+      p.add(path, `found a list of ${v.length}: an SNI name gets one certificate, never one per key type`, SNI_ONE_FILE);
+      return INVALID;
+    },
+  };
+}
+
+/**
+ * `tls.cert`/`tls.key`: one file, or a list of them, one pair per key type (RSA, ECDSA), as
+ * nginx's repeated ssl_certificate; OpenSSL then chooses by what the client offers.
+ */
+function oneOrMore(file: Spec<string>): Spec<string | readonly string[]> {
+  const list = listOf(file, { min: 1 });
+  const expected = `${file.expected}, or a list of them (one per key type, e.g. RSA and ECDSA)`;
+  return {
+    expected,
+    schema: { oneOf: [file.schema, list.schema], description: expected },
+    check(v, path, p) {
+      if (Array.isArray(v)) return list.check(v, path, p);
+      if (typeof v === 'string') return file.check(v, path, p);
+      p.found(path, v, expected);
+      return INVALID;
+    },
+  };
+}
+
+/** `cert[i]` goes with `key[i]`: both name as many files. */
+function checkPaired(problems: Problems, path: Path, cert: string | readonly string[], key: string | readonly string[]): void {
+  const count = (f: string | readonly string[]): number => (typeof f === 'string' ? 1 : f.length);
+  if (count(cert) === count(key)) return;
+  problems.add(
+    [...path, 'key'],
+    `key names ${count(key)} file(s) but cert names ${count(cert)}`,
+    'one key file per certificate file, in the same order',
+  );
 }
 
 const SNI_NAME = /^(\*\.)?([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;

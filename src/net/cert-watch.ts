@@ -7,6 +7,13 @@
  * and a key written one after the other give one callback. Never keeps the process alive.
  */
 import { unwatchFile, watchFile, type Stats } from 'node:fs';
+import { pairFiles } from '../config/cert-pair.ts';
+import type { TlsConfig } from '../config/schema.ts';
+
+/** Every certificate and key file of the config: each item of a list, and every SNI pair's. */
+export function tlsFiles(cfg: TlsConfig): string[] {
+  return [...pairFiles(cfg), ...Object.values(cfg.sni).flatMap(pairFiles)];
+}
 
 export interface CertWatchOptions {
   /** How often each file is stat'ed (default 2 s). */
