@@ -84,7 +84,9 @@ export class Pop3Session {
   ) {
     this.client = socket;
     this.tlsProtocol = tlsProtocol;
-    this.log = deps.log.child({ session: this.id, listener: deps.listener.name });
+    // The client address on every line (bound once, serialised once): a failed-login line
+    // names its source for journald-based fail2ban and for whoever reads the log.
+    this.log = deps.log.child({ session: this.id, listener: deps.listener.name, client: this.clientLabel });
     this.decoder = new LineDecoder(deps.config.limits.commandLine);
   }
 

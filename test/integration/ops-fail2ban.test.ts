@@ -65,6 +65,23 @@ describe('the fail2ban filter on real failed logins', () => {
     // 127.0.0.4 logs in fine; ::1 gets one password wrong.
     expect(await attempt('127.0.0.4', 'alice', 'alice-secret')).toMatch(/^\+OK/);
     expect(await attempt('::1', 'alice', null)).toMatch(/^-ERR \[AUTH\]/);
+    // 127.0.0.5 guesses and hangs up before the answer; 127.0.0.6 sends a name too long to be one.
+    const hangUp = await Pop3TestClient.connect({ host: '127.0.0.1', port: gw.port.pop3s!, tls: true, localAddress: '127.0.0.5' });
+    await hangUp.command('USER carol');
+    hangUp.send(`PASS Wrong-${++n}-pa55word`);
+    passwords.push(`Wrong-${n}-pa55word`);
+    // Long enough for the PASS to reach the backend; the answer (failureDelay or later) is not awaited.
+    await new Promise((r) => setTimeout(r, 150));
+    await hangUp.close();
+    const long = await Pop3TestClient.connect({ host: '127.0.0.1', port: gw.port.pop3s!, tls: true, localAddress: '127.0.0.6' });
+    const plain = Buffer.from(`\0${'x'.repeat(300)}\0Wrong-long-pa55word`).toString('base64');
+    passwords.push('Wrong-long-pa55word');
+    expect(await long.command('AUTH PLAIN')).toMatch(/^\+ /);
+    expect(await long.command(plain)).toMatch(/^-ERR \[AUTH\]/);
+    await long.quit();
+    // The hung-up guess is audited when the backend's refusal comes back, after the disconnect.
+    const guessed = () => gw.auditLines().some((r) => r.event === 'login' && String(r.client).startsWith('127.0.0.5:'));
+    for (let i = 0; i < 100 && !guessed(); i++) await new Promise((r) => setTimeout(r, 50));
   }, 60_000);
 
   afterAll(async () => {
@@ -79,6 +96,10 @@ describe('the fail2ban filter on real failed logins', () => {
     expect(by('127.0.0.3:')).toEqual(['user-locked', 'bad-credentials']);
     expect(by('127.0.0.4:')).toEqual(['ok']);
     expect(by('[::1]:')).toEqual(['bad-credentials']);
+    // client-gone when the backend's refusal came after the hang-up, else the refusal itself.
+    expect(by('127.0.0.5:')).toHaveLength(1);
+    expect(['client-gone', 'bad-credentials']).toContain(by('127.0.0.5:')[0]);
+    expect(by('127.0.0.6:')).toEqual(['name-too-long']);
     expect(logins.find((r) => r.user === FORGED)).toBeDefined();
   });
 
@@ -88,21 +109,21 @@ describe('the fail2ban filter on real failed logins', () => {
     const ips = r.stdout.split('\n').filter((l) => l !== '');
     const counts: Record<string, number> = {};
     for (const ip of ips) counts[ip] = (counts[ip] ?? 0) + 1;
-    expect(counts).toEqual({ '127.0.0.2': 5, '127.0.0.3': 1, '::1': 1 });
+    expect(counts).toEqual({ '127.0.0.2': 5, '127.0.0.3': 1, '::1': 1, '127.0.0.5': 1, '127.0.0.6': 1 });
   });
 
   it('matches no other line: not a success, a user lockout, a forged field, nor any other record', async () => {
     const total = gw.auditLines().length;
     const r = await fail2banRegex(['--print-all-matched', gw.auditFile, FILTER]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`Lines: ${total} lines, 0 ignored, 7 matched, ${total - 7} missed`);
+    expect(r.stdout).toContain(`Lines: ${total} lines, 0 ignored, 9 matched, ${total - 9} missed`);
     // Every line got its time from the record's own "time" field.
     expect(r.stdout).toMatch(new RegExp(`\\[${total}\\] \\^\\\\\\{"time":"Year-Month-DayT24hour`));
     const matched = r.stdout.split('\n').filter((l) => l.startsWith('|  {')).map((l) => JSON.parse(l.slice(3)) as Record<string, unknown>);
-    expect(matched).toHaveLength(7);
+    expect(matched).toHaveLength(9);
     for (const rec of matched) {
       expect(rec.event).toBe('login');
-      expect(['bad-credentials', 'ip-locked']).toContain(rec.reason);
+      expect(['bad-credentials', 'ip-locked', 'client-gone', 'name-too-long']).toContain(rec.reason);
     }
     expect(r.stdout).not.toContain('10.9.9.9 ');
   });
