@@ -83,6 +83,9 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
     mkdir: true,
     append: true,
     maxLength: opts.maxBufferBytes ?? DEFAULT_MAX_BUFFER,
+    // Buffers, not strings: the destination then tracks lengths instead of re-measuring the
+    // string it is appending to on every record (O(buffered bytes) per write while one is in flight).
+    contentMode: 'buffer',
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${err.message}`));
@@ -162,8 +165,9 @@ class FileAuditSink implements AuditSink {
   }
 
   writeRaw(text: string): void {
-    this.submitted += Buffer.byteLength(text);
-    this.dest.write(text);
+    const buf = Buffer.from(text, 'utf8');
+    this.submitted += buf.length;
+    this.dest.write(buf as unknown as string);
   }
 
   reopen(): void {
