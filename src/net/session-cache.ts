@@ -5,6 +5,25 @@
  * sessions, each for `ttlMs` (the contexts' sessionTimeout), the oldest dropped first.
  * Tickets (TLS 1.2 and 1.3) need no state here: see tls-material.ts ticketKeys.
  */
+/**
+ * The protocol version inside an OpenSSL session (DER SSL_SESSION: SEQUENCE { INTEGER 1,
+ * INTEGER sslVersion, ... }), or null when the bytes do not read that way.
+ */
+export function sessionProtocolVersion(der: Buffer): number | null {
+  if (der.length < 2 || der[0] !== 0x30) return null;
+  let off = 2;
+  const first = der[1]!;
+  if (first & 0x80) off += first & 0x7f; // long-form length
+  if (der[off] !== 0x02) return null;
+  off += 2 + der[off + 1]!; // skip the structure version
+  if (der[off] !== 0x02) return null;
+  const len = der[off + 1]!;
+  if (len < 1 || len > 2 || off + 2 + len > der.length) return null;
+  return len === 1 ? der[off + 2]! : der.readUInt16BE(off + 2);
+}
+
+const TLS1_3 = 0x0304;
+
 export class TlsSessionCache {
   private readonly map = new Map<string, { data: Buffer; expires: number }>();
 
@@ -18,7 +37,12 @@ export class TlsSessionCache {
     return this.map.size;
   }
 
+  /**
+   * Stores a session, except a TLS 1.3 one: OpenSSL reports each 1.3 ticket it issues (two per
+   * handshake) as a new session, but 1.3 resumes from the ticket alone and never asks for it.
+   */
   set(id: Buffer, data: Buffer): void {
+    if (sessionProtocolVersion(data) === TLS1_3) return;
     const key = id.toString('hex');
     this.map.delete(key);
     this.map.set(key, { data, expires: this.now() + this.ttlMs });
