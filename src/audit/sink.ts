@@ -16,6 +16,7 @@
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import pino from 'pino';
+import { batchedDestination, isDestroyed } from '../log/batched-destination.ts';
 import type { LoggingConfig } from '../config/schema.ts';
 import type { Logger } from '../util/logger.ts';
 import { AuditChain, parseChained, GENESIS, type ChainHead } from './chain.ts';
@@ -77,7 +78,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
   if (start.head === null && start.foundInvalidTail) {
     opts.log.warn({ event: 'audit-chain-restart', file }, 'audit file does not end in a chained record: chain restarts');
   }
-  const dest = pino.destination({
+  const dest = batchedDestination({
     dest: file,
     sync: opts.sync === true,
     mkdir: true,
@@ -179,6 +180,8 @@ class FileAuditSink implements AuditSink {
 
   flush(): Promise<void> {
     if (this.settled >= this.submitted) return Promise.resolve();
+    // Write a batch still waiting for its timer now (no-op while a write is in flight).
+    if (!isDestroyed(this.dest)) this.dest.flush();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
