@@ -15,6 +15,11 @@ export type DestinationOptions = Exclude<Parameters<typeof pino.destination>[0],
 
 /** Past this many bytes a batch is written at once, without waiting for the timer. */
 const BATCH_BYTES = 4096;
+/**
+ * Writes of at most this many bytes reach a pipe whole (POSIX PIPE_BUF on Linux): worker
+ * processes share the primary's stdout, so a log batch must not interleave with another's.
+ */
+export const PIPE_BUF = 4096;
 export const DEFAULT_BATCH_DELAY_MS = 20;
 
 /** sonic-boom sets `destroyed` once ended; its type does not list it. */
@@ -25,7 +30,9 @@ export function isDestroyed(dest: Destination): boolean {
 export function batchedDestination(opts: DestinationOptions, delayMs = DEFAULT_BATCH_DELAY_MS): Destination {
   const sync = (opts as { sync?: boolean }).sync === true;
   if (sync || delayMs <= 0) return pino.destination(opts);
-  const dest = pino.destination({ ...opts, minLength: BATCH_BYTES });
+  // sonic-boom splits its buffer at whole writes (lines) once maxWrite would be passed.
+  const maxWrite = (opts as { maxWrite?: number }).maxWrite ?? 16 * 1024;
+  const dest = pino.destination({ ...opts, minLength: Math.min(BATCH_BYTES, maxWrite / 2) });
   let timer: NodeJS.Timeout | null = null;
   const flush = (): void => {
     timer = null;

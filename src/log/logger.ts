@@ -9,7 +9,7 @@
  */
 import pino from 'pino';
 import type { Logger } from '../util/logger.ts';
-import { batchedDestination } from './batched-destination.ts';
+import { batchedDestination, PIPE_BUF } from './batched-destination.ts';
 
 /** Names whose values never reach a log line, at the top level or one object down. */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'pass', 'secret', 'token', 'authorization', 'credentials']);
@@ -36,7 +36,7 @@ export function redactSecrets(obj: Record<string, unknown>, depth = 0): Record<s
 }
 
 export function createRootLogger(level: string, destination?: pino.DestinationStream): RootLogger {
-  const dest = destination ?? batchedDestination({ dest: 1, sync: false });
+  const dest = destination ?? batchedDestination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
   return pino({
     level,
     base: { pid: process.pid },

@@ -53,6 +53,23 @@ describe('batched log destination', () => {
     expect(fs.readFileSync(file, 'utf8').length).toBe(5000);
   });
 
+  it('keeps every write within maxWrite at line boundaries (whole lines per pipe write for shared stdout)', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false, maxWrite: 4096 }, 50);
+    await ready(dest);
+    const sizes: number[] = [];
+    dest.on('write', (n: number) => sizes.push(n));
+    const line = `${'y'.repeat(299)}\n`;
+    for (let i = 0; i < 40; i++) dest.write(line);
+    await sleep(300);
+    expect(sizes.reduce((a, b) => a + b, 0)).toBe(12_000);
+    for (const n of sizes) {
+      expect(n).toBeLessThanOrEqual(4096);
+      expect(n % 300).toBe(0);
+    }
+    dest.end();
+  });
+
   it('leaves a synchronous destination unbatched (tests read the file right after writing)', () => {
     const file = tmpFile();
     const dest = batchedDestination({ dest: file, sync: true }, 150);
