@@ -173,12 +173,22 @@ async function main(): Promise<number> {
       name: 'dovecotTls', endpoint: tlsEndpoint(dc.tlsPort!), gatewayPid: null, dovecotPid: dc.pid,
     }, s);
     if (s.reference) {
-      log('starting the reference: a bare Node TLS pipe proxy');
+      log('starting the reference: a bare Node TLS pipe proxy (a fresh one for memory per idle session first)');
+      const memPipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
+      let pipeIdle;
+      try {
+        log(`Node TLS pipe (ref): ${s.idle} idle TLS connections, handshake only, then logged in`);
+        pipeIdle = await idleMemory({ name: 'nodePipe', endpoint: tlsEndpoint(memPipe.port), gatewayPid: memPipe.pid, dovecotPid: dc.pid },
+          BOB, s.idle, s.idleBatch, null);
+      } finally {
+        await memPipe.stop();
+      }
       const pipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
       try {
         targets.nodePipe = await measureTarget('Node TLS pipe (ref)', {
           name: 'nodePipe', endpoint: tlsEndpoint(pipe.port), gatewayPid: pipe.pid, dovecotPid: dc.pid,
         }, s);
+        targets.nodePipe.idle = pipeIdle;
       } finally {
         await pipe.stop();
       }

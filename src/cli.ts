@@ -1,3 +1,4 @@
+#!/usr/bin/env node
 /**
  * `npm start -- [--config FILE] [--check]`: the only file that reads argv,
  * installs signal handlers and calls process.exit.

@@ -1,10 +1,11 @@
 /**
- * The gateway as an operator runs it: `node --import tsx src/cli.ts --config
- * FILE` in a child process, so its CPU time and RSS can be read from /proc.
+ * The gateway as an operator runs it: the compiled `node dist/src/cli.js --config
+ * FILE` (built first when src/ is newer than dist/, scripts/build.mjs --if-stale)
+ * in a child process, so its CPU time and RSS can be read from /proc.
  * Ready when every listener has logged `"msg":"listening"` (or, when the log
  * level hides info lines, when every port accepts a connection).
  */
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -25,8 +26,10 @@ export interface GatewayProcessOptions {
   /** Merged into `policy` (e.g. auth failure limits for the soak). */
   policy?: Record<string, unknown>;
   startTimeoutMs?: number;
-  /** Extra node options before `--import tsx`, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
+  /** Extra node options before the script, e.g. ['--cpu-prof', '--cpu-prof-dir=DIR']. */
   nodeArgs?: string[];
+  /** Run the TypeScript source through tsx instead of the compiled dist/ (for comparisons). */
+  source?: boolean;
   /** Start with `--inspect=127.0.0.1:0` (for a forced GC and memoryUsage(); see inspector.ts). */
   inspect?: boolean;
 }
@@ -62,7 +65,17 @@ export async function startGatewayProcess(opts: GatewayProcessOptions): Promise<
   }
 }
 
+let built = false;
+
+/** Compiles src/ to dist/ when dist/ is missing or older than the source (once per process). */
+export function ensureBuilt(): void {
+  if (built) return;
+  execFileSync(process.execPath, [path.join(REPO_ROOT, 'scripts', 'build.mjs'), '--if-stale'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  built = true;
+}
+
 async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
+  if (opts.source !== true) ensureBuilt();
   const pop3s = await freePort();
   const pop3 = await freePort();
   const auditFile = opts.audit ? path.join(opts.dir, 'audit.log') : null;
@@ -85,7 +98,8 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const configFile = path.join(opts.dir, 'gateway.yaml');
   fs.writeFileSync(configFile, YAML.stringify(config));
 
-  const child = spawnServer(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []), '--import', 'tsx', 'src/cli.ts', '--config', configFile], { cwd: REPO_ROOT });
+  const child = spawnServer(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
+    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: REPO_ROOT });
   const counts: Record<string, number> = {};
   const events: Record<string, number> = {};
   const tail: string[] = [];

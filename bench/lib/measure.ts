@@ -3,7 +3,7 @@
  * sessions per second, NOOP round trips, and gateway memory per idle session.
  * CPU and RSS come from /proc for the processes we started.
  */
-import { CpuWindow, fdCount, rssKiB, RssSampler, type CpuUse } from './proc-stats.ts';
+import { CpuWindow, fdCount, pssKiB, rssKiB, RssSampler, type CpuUse } from './proc-stats.ts';
 import { RawPop3, type Endpoint } from './raw-pop3.ts';
 import { runSessionLoad, type SessionLoadResult } from './session-load.ts';
 import { percentile, round } from './stats.ts';
@@ -158,6 +158,8 @@ export async function noopLatency(t: Target, cred: Credentials, count: number, w
 /** A memory reading; heap figures only when the gateway was started with the inspector. */
 export interface MemoryPoint {
   rssKiB: number;
+  /** Proportional set size (smaps_rollup), null where unreadable. */
+  pssKiB: number | null;
   /** V8 heap used + external (incl. ArrayBuffers) after a forced full GC, KiB. */
   heapExternalKiB: number | null;
   fds: number;
@@ -174,6 +176,8 @@ export interface IdleMemoryResult {
   kibPerHandshakeOnly: number;
   kibPerLoggedIn: number;
   kibLoginIncrement: number;
+  /** PSS growth per logged-in session (null without smaps_rollup). */
+  pssKibPerLoggedIn: number | null;
   /** The same from heap+external after a forced GC (null without the inspector). */
   heapKibPerHandshakeOnly: number | null;
   heapKibPerLoggedIn: number | null;
@@ -191,7 +195,7 @@ async function memoryPoint(pid: number, probe: HeapProbe | null, settleMs: numbe
     heapExternalKiB = Math.round((m.heapUsed + m.external) / 1024);
     await sleep(200);
   }
-  return { rssKiB: rssKiB(pid), heapExternalKiB, fds: fdCount(pid) };
+  return { rssKiB: rssKiB(pid), pssKiB: pssKiB(pid), heapExternalKiB, fds: fdCount(pid) };
 }
 
 /**
@@ -229,6 +233,7 @@ export async function idleMemory(t: Target, cred: Credentials, count: number, ba
       kibPerHandshakeOnly: per(before.rssKiB, handshake.rssKiB),
       kibPerLoggedIn: per(before.rssKiB, loggedIn.rssKiB),
       kibLoginIncrement: per(handshake.rssKiB, loggedIn.rssKiB),
+      pssKibPerLoggedIn: before.pssKiB === null || loggedIn.pssKiB === null ? null : per(before.pssKiB, loggedIn.pssKiB),
       heapKibPerHandshakeOnly: heapPer(before, handshake),
       heapKibPerLoggedIn: heapPer(before, loggedIn),
       fdsPerHandshakeOnly: round((handshake.fds - before.fds) / count, 2),

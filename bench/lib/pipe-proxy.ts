@@ -21,9 +21,9 @@ export interface PipeProxy {
 }
 
 /** Starts the pipe proxy as a child process in front of 127.0.0.1:backendPort. */
-export async function startPipeProxy(certFile: string, keyFile: string, backendPort: number): Promise<PipeProxy> {
+export async function startPipeProxy(certFile: string, keyFile: string, backendPort: number, nodeArgs: string[] = []): Promise<PipeProxy> {
   const self = fileURLToPath(import.meta.url);
-  const child: ChildProcess = spawnServer(process.execPath, ['--import', 'tsx', self, certFile, keyFile, String(backendPort)], {
+  const child: ChildProcess = spawnServer(process.execPath, [...nodeArgs, '--import', 'tsx', self, certFile, keyFile, String(backendPort)], {
     cwd: path.resolve(path.dirname(self), '../..'),
   });
   let err = '';

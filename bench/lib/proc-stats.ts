@@ -105,6 +105,16 @@ export function rssKiB(pid: number): number {
   return statusField(pid, 'VmRSS');
 }
 
+/** Proportional set size in KiB (/proc/PID/smaps_rollup): shared pages split among their users; null if unreadable. */
+export function pssKiB(pid: number): number | null {
+  try {
+    const m = /^Pss:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
+    return m === null ? null : Number(m[1]);
+  } catch {
+    return null;
+  }
+}
+
 /** Open file descriptors of the process. */
 export function fdCount(pid: number): number {
   return fs.readdirSync(`/proc/${pid}/fd`).length;

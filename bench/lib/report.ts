@@ -35,6 +35,12 @@ export interface BenchResults {
 }
 
 export const ISSUE_TARGETS = {
+  cpuPerGiBVsPipe: '≤ 1.10× the Node TLS pipe (issue 10, info+audit)',
+  cpuPerSessionVsPipe: '≤ 1.15× the pipe',
+  noopAddedOverPipeUs: '≤ the pipe\'s NOOP p50 + 30 µs',
+  sessionsPerSecVsPipe: '≥ 0.9× the pipe',
+  idlePssOverPipeKiB: '≤ the pipe\'s PSS per idle logged-in session + 4 KiB',
+  loggingAuditOverheadPerSession: '≤ +10 % CPU per session, info+audit over warn without audit (≤ 5 % each)',
   gatewayCpuSPerGiB: '~1.5 CPU s per GiB relayed',
   sessionsVsDovecotTls: '~0.9× Dovecot\'s own TLS sessions/s',
   gatewayCpuMsPerSession: '~1.5 CPU ms per session',
@@ -61,9 +67,55 @@ export function comparisons(t: Record<string, TargetResult>): Record<string, num
     out[`${key}.cpuPerGiBVsNodePipe`] = cpuRatio(g.bulkBig.gatewayCpuSPerGiB, pipe?.bulkBig.gatewayCpuSPerGiB);
     out[`${key}.cpuPerSessionVsNodePipe`] = cpuRatio(g.sessions.gatewayCpuMsPerSession, pipe?.sessions.gatewayCpuMsPerSession);
     out[`${key}.sessionsPerSecVsNodePipe`] = pipe ? round(g.sessions.perSecond / pipe.sessions.perSecond, 3) : null;
+    out[`${key}.noopP50AddedUsOverNodePipe`] = pipe ? round(g.noop.p50Us - pipe.noop.p50Us, 1) : null;
+    const gp = g.idle?.pssKibPerLoggedIn ?? null;
+    const pp = pipe?.idle?.pssKibPerLoggedIn ?? null;
+    out[`${key}.idlePssKibOverNodePipe`] = gp === null || pp === null ? null : round(gp - pp, 1);
   }
   if (plain && dtls) out['dovecotTls.noopP50AddedUsOverPlain'] = round(dtls.noop.p50Us - plain.noop.p50Us, 1);
   return out;
+}
+
+/** One gateway variant against the pipe, per issue-10 row: [row, gateway, pipe, gateway ÷/− pipe, target, verdict]. */
+export function floorRows(r: BenchResults): string[][] {
+  const pipe = r.targets.nodePipe;
+  if (pipe === undefined) return [];
+  const plain = r.targets.dovecotPlain;
+  const gws = Object.keys(r.targets).filter((k) => k.startsWith('gateway')).map((k) => r.targets[k]!);
+  const rows: string[][] = [['gateway ÷ Node TLS pipe', 'variant', 'gateway', 'pipe', 'gw vs pipe', 'target', '']];
+  const verdict = (ok: boolean | null): string => (ok === null ? '' : ok ? 'ok' : 'MISS');
+  for (const g of gws) {
+    const div = (name: string, get: (t: TargetResult) => number | null | undefined, digits: number, max: number | null, min: number | null): void => {
+      const a = num(get(g));
+      const b = num(get(pipe));
+      const q = a === null || b === null || b === 0 ? null : a / b;
+      const ok = q === null ? null : (max === null || q <= max) && (min === null || q >= min);
+      rows.push([name, g.label, fmt(a, digits), fmt(b, digits), q === null ? '–' : `${q.toFixed(2)}×`,
+        max !== null ? `≤ ${max.toFixed(2)}×` : `≥ ${min!.toFixed(2)}×`, verdict(ok)]);
+    };
+    const diff = (name: string, get: (t: TargetResult) => number | null | undefined, digits: number, slack: number, unit: string): void => {
+      const a = num(get(g));
+      const b = num(get(pipe));
+      const d = a === null || b === null ? null : a - b;
+      rows.push([name, g.label, fmt(a, digits), fmt(b, digits), d === null ? '–' : `${d >= 0 ? '+' : ''}${d.toFixed(digits)} ${unit}`,
+        `≤ +${slack} ${unit}`, verdict(d === null ? null : d <= slack)]);
+    };
+    div('proxy CPU s per GiB relayed', (t) => t.bulkBig.gatewayCpuSPerGiB, 2, 1.1, null);
+    div('proxy CPU ms per session', (t) => t.sessions.gatewayCpuMsPerSession, 2, 1.15, null);
+    div('full sessions/s', (t) => t.sessions.perSecond, 1, null, 0.9);
+    diff('NOOP p50 added over plain Dovecot, µs', (t) => (plain === undefined ? null : t.noop.p50Us - plain.noop.p50Us), 0, 30, 'µs');
+    diff('idle logged-in TLS session, PSS KiB', (t) => t.idle?.pssKibPerLoggedIn, 1, 4, 'KiB');
+  }
+  const warn = r.targets.gatewayWarn;
+  const info = r.targets.gatewayInfoAudit;
+  const w = num(warn?.sessions.gatewayCpuMsPerSession);
+  const i = num(info?.sessions.gatewayCpuMsPerSession);
+  if (w !== null && i !== null && w > 0) {
+    const over = (i / w - 1) * 100;
+    rows.push(['logging info + audit over warn, CPU/session', 'info+audit ÷ warn', fmt(i, 2), fmt(w, 2),
+      `${over >= 0 ? '+' : ''}${over.toFixed(1)} %`, '≤ +10 %', verdict(over <= 10)]);
+  }
+  return rows;
 }
 
 export function renderTable(r: BenchResults): string {
@@ -110,6 +162,7 @@ export function renderTable(r: BenchResults): string {
     row('NOOP p99, µs', (t) => t.noop.p99Us, 0),
     row('NOOP p50 added over plain Dovecot, µs', (t) => (plain === null ? null : t.noop.p50Us - plain.noop.p50Us), 0, '+50–90', 'none'),
     row('idle logged-in TLS session, RSS KiB each', (t) => t.idle?.kibPerLoggedIn ?? null, 1, '~18–21', 'none'),
+    row('idle logged-in TLS session, PSS KiB each', (t) => t.idle?.pssKibPerLoggedIn ?? null, 1, '', 'pipe'),
     row('  handshake-only TLS conn, RSS KiB', (t) => t.idle?.kibPerHandshakeOnly ?? null, 1, '', 'none'),
     row('  added by logging in, RSS KiB', (t) => t.idle?.kibLoginIncrement ?? null, 1, '', 'none'),
     row('idle logged-in session, heap+ext KiB', (t) => t.idle?.heapKibPerLoggedIn ?? null, 1, '~18–21', 'none'),
@@ -132,6 +185,8 @@ export function renderTable(r: BenchResults): string {
     'columns: ' + T.map((t) => `${t.label} = ${t.endpoint}`).join('; '),
     `ratios: ${firstGw?.label ?? 'gateway'} ÷ Dovecot plain, ÷ Dovecot TLS, ÷ Node TLS pipe (for times, CPU and sizes, > 1 means the gateway costs more)`,
   ];
+  const floor = floorRows(r);
+  if (floor.length > 1) lines.push('', table(floor));
   for (const k of gwKeys) {
     const g = r.targets[k]!;
     const m = g.idle;

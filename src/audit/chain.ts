@@ -7,7 +7,7 @@
  * The chain is unkeyed: it shows accidental or partial tampering, not a rewrite of the whole
  * tail. The sink logs the chain head on reopen/close so an outside copy can anchor it.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const GENESIS = '0'.repeat(64);
 
@@ -56,10 +56,15 @@ export class AuditChain {
   seal(record: object): string {
     const seq = this.seq + 1;
     // The chain owns these three names; a record that carried them would not verify.
-    const { seq: _seq, prev: _prev, hash: _hash, ...fields } = record as Record<string, unknown>;
-    const body = { ...fields, seq, prev: this.prev };
+    const body: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(record)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') body[k] = v;
+    body.seq = seq;
+    body.prev = this.prev;
     const hash = hashRecord(this.prev, body);
-    const line = JSON.stringify({ ...body, hash });
+    // The line keeps the record's own key order (`time` first) with `hash` last: the body's JSON
+    // with the hash spliced in before its closing brace, rather than a copy stringified again.
+    const json = JSON.stringify(body);
+    const line = `${json.slice(0, -1)},"hash":"${hash}"}`;
     this.seq = seq;
     this.prev = hash;
     return line;
@@ -67,21 +72,58 @@ export class AuditChain {
 }
 
 export function hashRecord(prev: string, bodyWithoutHash: object): string {
-  return createHash('sha256').update(prev).update(canonicalJson(bodyWithoutHash)).digest('hex');
+  // One-shot hash of one string: no Hash object and two update() crossings per record.
+  return hash('sha256', prev + canonicalJson(bodyWithoutHash), 'hex');
 }
 
 /**
  * JSON with object keys sorted at every depth, so the hash does not depend on key order.
- * The replacer runs after toJSON and sees undefined the same way JSON.stringify does, so
- * sealing an object and re-hashing its parsed line give the same text.
+ * Written out by hand (one pass, no sorted copies, no replacer call per key), it gives exactly
+ * the text of `JSON.stringify(value, sortingReplacer)`, the definition the files were sealed
+ * with: toJSON first, undefined/functions/symbols dropped from objects and null in arrays,
+ * and integer-like keys first in numeric order, as JSON.stringify orders any object's keys.
+ * test/unit/audit/chain.test.ts holds it to that definition on random values.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-    return sorted;
-  });
+  return serialize(value, '') ?? (undefined as unknown as string);
+}
+
+function serialize(value: unknown, key: string): string | undefined {
+  let v = value;
+  if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
+    v = (v as { toJSON(k: string): unknown }).toJSON(key);
+  }
+  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += `${i === 0 ? '' : ','}${serialize(v[i], String(i)) ?? 'null'}`;
+    return `${out}]`;
+  }
+  const obj = v as Record<string, unknown>;
+  let out = '{';
+  let first = true;
+  for (const k of sortedKeys(obj)) {
+    const s = serialize(obj[k], k);
+    if (s === undefined) continue;
+    out += `${first ? '' : ','}${JSON.stringify(k)}:${s}`;
+    first = false;
+  }
+  return `${out}}`;
+}
+
+const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
+
+/** Keys sorted by code unit, except that array-index keys come first in numeric order (as in any JS object). */
+function sortedKeys(obj: object): string[] {
+  const keys = Object.keys(obj);
+  if (keys.length < 2) return keys;
+  const index: string[] = [];
+  const named: string[] = [];
+  for (const k of keys) (ARRAY_INDEX.test(k) && Number(k) < 4294967295 ? index : named).push(k);
+  named.sort();
+  if (index.length === 0) return named;
+  index.sort((a, b) => Number(a) - Number(b));
+  return index.concat(named);
 }
 
 interface ChainedRecord {

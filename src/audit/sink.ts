@@ -22,6 +22,7 @@ import { closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import pino from 'pino';
+import { batchedDestination, isDestroyed } from '../log/batched-destination.ts';
 import type { LoggingConfig } from '../config/schema.ts';
 import type { Logger } from '../util/logger.ts';
 import { AuditChain, parseChained, GENESIS, type ChainHead } from './chain.ts';
@@ -85,13 +86,16 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
   if (start.head === null && start.foundInvalidTail) {
     opts.log.warn({ event: 'audit-chain-restart', file }, 'audit file does not end in a chained record: chain restarts');
   }
-  const dest = pino.destination({
+  const dest = batchedDestination({
     dest: file,
     sync: opts.sync === true,
     mkdir: true,
     append: true,
     mode: cfg.auditMode,
     maxLength: opts.maxBufferBytes ?? DEFAULT_MAX_BUFFER,
+    // Buffers, not strings: the destination then tracks lengths instead of re-measuring the
+    // string it is appending to on every record (O(buffered bytes) per write while one is in flight).
+    contentMode: 'buffer',
   });
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${err.message}`));
@@ -199,8 +203,9 @@ class FileAuditSink implements AuditSink {
   }
 
   writeRaw(text: string): void {
-    this.submitted += Buffer.byteLength(text);
-    this.dest.write(text);
+    const buf = Buffer.from(text, 'utf8');
+    this.submitted += buf.length;
+    this.dest.write(buf as unknown as string);
   }
 
   reopen(): void {
@@ -218,6 +223,8 @@ class FileAuditSink implements AuditSink {
 
   flush(): Promise<void> {
     if (this.settled >= this.submitted) return Promise.resolve();
+    // Write a batch still waiting for its timer now (no-op while a write is in flight).
+    if (!isDestroyed(this.dest)) this.dest.flush();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 

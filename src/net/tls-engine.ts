@@ -6,6 +6,7 @@
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { TlsSessionCache } from './session-cache.ts';
 
 /** What a session needs to upgrade its client socket (STLS). */
 export interface TlsUpgrader {
@@ -27,6 +28,7 @@ export class TlsEngine implements TlsUpgrader {
   private readonly waiting = new WeakMap<Socket, Waiter>();
 
   private sni: tls.TlsOptions['SNICallback'];
+  private readonly sessions: TlsSessionCache;
 
   constructor(options: tls.TlsOptions, private readonly onFailure: (listener: string, err: Error) => void = () => undefined) {
     this.sni = options.SNICallback;
@@ -34,6 +36,15 @@ export class TlsEngine implements TlsUpgrader {
     this.server = tls.createServer({
       ...options,
       SNICallback: (name, cb) => (this.sni === undefined ? cb(null, undefined) : this.sni(name, cb)),
+    });
+    // Session IDs: without these two listeners Node resumes tickets only.
+    this.sessions = new TlsSessionCache(10_000, (options.sessionTimeout ?? 300) * 1000);
+    this.server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+      this.sessions.set(id, data);
+      done();
+    });
+    this.server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+      done(null, this.sessions.get(id));
     });
     this.server.on('secureConnection', (s: tls.TLSSocket) => {
       const raw = rawOf(s);

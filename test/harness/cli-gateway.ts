@@ -39,14 +39,17 @@ export interface CliGatewayOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the "listening" lines (default 60 s: workers start one by one). */
   timeoutMs?: number;
+  /** What node runs instead of `--import tsx src/cli.ts` (e.g. an installed, compiled cli.js), and its folder. */
+  entry?: string[];
+  cwd?: string;
 }
 
 export async function startCliGateway(dir: string, config: Raw | string, opts: CliGatewayOptions = {}): Promise<CliGateway> {
   const configFile = path.join(dir, 'gateway.yaml');
   const write = (c: Raw | string): void => fs.writeFileSync(configFile, typeof c === 'string' ? c : stringify(c));
   write(config);
-  const child = spawnServer(process.execPath, ['--import', 'tsx', 'src/cli.ts', '--config', configFile], {
-    cwd: ROOT,
+  const child = spawnServer(process.execPath, [...(opts.entry ?? ['--import', 'tsx', 'src/cli.ts']), '--config', configFile], {
+    cwd: opts.cwd ?? ROOT,
     env: { ...process.env, ...opts.env },
   });
   const logs = captureLogs();

@@ -1,5 +1,16 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { AuditChain, GENESIS, canonicalJson, verifyLines } from '../../../src/audit/chain.ts';
+
+/** The definition the audit files were sealed with: JSON.stringify with a key-sorting replacer. */
+function referenceCanonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) => {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
+    const sorted: Record<string, unknown> = {};
+    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    return sorted;
+  });
+}
 
 function sealed(n: number, chain = new AuditChain()): string[] {
   return Array.from({ length: n }, (_, i) => chain.seal({ time: `2024-05-01T00:00:0${i % 10}.000Z`, event: 'command', n: i, nested: { b: 1, a: [i] } }));
@@ -15,6 +26,37 @@ describe('audit hash chain', () => {
 
   it('canonical JSON does not depend on key order', () => {
     expect(canonicalJson({ b: 1, a: { d: 2, c: [{ f: 1, e: 2 }] } })).toBe(canonicalJson({ a: { c: [{ e: 2, f: 1 }], d: 2 }, b: 1 }));
+  });
+
+  it('canonical JSON is byte for byte the sorting-replacer definition, on random values', () => {
+    const value = fc.anything({
+      key: fc.oneof(fc.string(), fc.constantFrom('0', '1', '2', '10', '007', '4294967294', '4294967295', '-1', 'hash', 'seq')),
+      withNullPrototype: true, withObjectString: true, withDate: true, withSparseArray: true,
+    });
+    fc.assert(fc.property(value, (v) => {
+      expect(canonicalJson(v)).toBe(referenceCanonicalJson(v));
+    }), { numRuns: 2000 });
+    class WithToJson {
+      toJSON(key: string): unknown {
+        return { key, b: 2, a: undefined };
+      }
+    }
+    const odd = { x: new WithToJson(), list: [new WithToJson(), undefined, () => 1, Symbol('s')], f: () => 1, n: NaN, inf: -Infinity, d: new Date(0) };
+    expect(canonicalJson(odd)).toBe(referenceCanonicalJson(odd));
+  });
+
+  it('sealed lines and hashes are those of the original implementation (golden records)', () => {
+    const chain = new AuditChain();
+    const lines = [
+      chain.seal({ time: '2024-05-01T00:00:00.000Z', session: 'abc', event: 'login', user: 'jürgen 🦊', result: 'ok', detail: { z: 1, a: [3, { y: null, b: undefined }] } }),
+      chain.seal({ time: '2024-05-01T00:00:01.000Z', event: 'command', '10': 'x', '2': 'y', b: -0, big: 1e21, seq: 99, hash: 'h' }),
+    ];
+    expect(lines).toEqual([
+      '{"time":"2024-05-01T00:00:00.000Z","session":"abc","event":"login","user":"jürgen 🦊","result":"ok","detail":{"z":1,"a":[3,{"y":null}]},'
+        + '"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":"43c11e1fb7ad03f1e6abcc4552283a0bfe0fff8166ecc7e2878e6fb52f4f4fef"}',
+      '{"2":"y","10":"x","time":"2024-05-01T00:00:01.000Z","event":"command","b":0,"big":1e+21,'
+        + '"seq":2,"prev":"43c11e1fb7ad03f1e6abcc4552283a0bfe0fff8166ecc7e2878e6fb52f4f4fef","hash":"0e01cc37c3df8f8f27c1cfb257d327f2eae50ed57332dc3fa335107669818fc3"}',
+    ]);
   });
 
   it('an intact chain verifies and reports its head', () => {

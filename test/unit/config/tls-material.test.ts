@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -49,14 +49,17 @@ beforeAll(async () => {
 });
 
 describe('generateSelfSigned', () => {
-  it('writes an RSA 2048 certificate for the name, localhost and both loopback addresses, with a private key file', async () => {
+  it('writes an ECDSA P-256 certificate for the name, localhost and both loopback addresses, with a private key file', async () => {
     const cert = path.join(dir, 'gen1', 'nested', 'server.crt');
     const key = path.join(dir, 'gen1', 'keys', 'server.key');
     await generateSelfSigned(cert, key, 'mail.example.org');
     const x509 = new X509Certificate(fs.readFileSync(cert));
     expect(x509.subject).toBe('CN=mail.example.org');
     expect(x509.subjectAltName).toBe('DNS:mail.example.org, DNS:localhost, IP Address:127.0.0.1, IP Address:0:0:0:0:0:0:0:1');
-    expect(x509.publicKey.asymmetricKeyDetails?.modulusLength).toBe(2048);
+    expect(x509.publicKey.asymmetricKeyType).toBe('ec');
+    expect(x509.publicKey.asymmetricKeyDetails?.namedCurve).toBe('prime256v1');
+    expect(x509.verify(x509.publicKey)).toBe(true); // self-signed, and the signature checks out
+    expect(x509.checkPrivateKey(createPrivateKey(fs.readFileSync(key)))).toBe(true);
     const days = (Date.parse(x509.validTo) - Date.now()) / 86_400_000;
     expect(days).toBeGreaterThan(364);
     expect(days).toBeLessThan(366);
