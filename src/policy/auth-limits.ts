@@ -56,7 +56,17 @@ export interface AuthLimiterOptions {
   log?: Logger;
   /** How long a successful (user, client) pair keeps its own allowance (default 24 days). */
   knownGoodForMs?: number;
+  /**
+   * How long an attempt refused only because other attempts are still in flight (their points
+   * are charged, no lockout is set) waits for them to settle before it is refused (default 3 s).
+   * 0: refuse at once.
+   */
+  inFlightWaitMs?: number;
+  sleep?: (ms: number) => Promise<void>;
 }
+
+/** A waiting attempt looks again after this long, plus up to as much again at random. */
+const IN_FLIGHT_POLL_MS = 40;
 
 /** 24 days: under the 2^31 ms a timer can hold (see counter-store.ts). */
 export const DEFAULT_KNOWN_GOOD_MS = 24 * 24 * 60 * 60_000;
@@ -76,6 +86,8 @@ export class AuthLimiter {
   readonly #now: () => number;
   readonly #log: Logger;
   readonly #knownGoodMs: number;
+  readonly #inFlightWaitMs: number;
+  readonly #sleep: (ms: number) => Promise<void>;
   readonly #badPasswords: RecentBadPasswords;
   /** Lockouts this process set (key → expiry), for the metrics gauge. */
   readonly #locks = new Map<string, number>();
@@ -87,6 +99,8 @@ export class AuthLimiter {
     this.#now = opts.now ?? Date.now;
     this.#log = opts.log ?? silentLogger;
     this.#knownGoodMs = opts.knownGoodForMs ?? DEFAULT_KNOWN_GOOD_MS;
+    this.#inFlightWaitMs = opts.inFlightWaitMs ?? 3_000;
+    this.#sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     this.#badPasswords = new RecentBadPasswords(cfg.window, this.#now);
   }
 
@@ -124,6 +138,22 @@ export class AuthLimiter {
    * says nothing new); its locks are still read. `user` is the name the backend will see.
    */
   async charge(ip: string, user: string, password: string | null): Promise<ChargeResult> {
+    // Over a limit only because attempts still in flight hold their points (no lockout set):
+    // those may yet succeed and give them back, so this one waits for them to settle rather
+    // than refuse a right password (50 mail clients behind one NAT logging in at once). The
+    // limit on what reaches the backend is the same; if they fail, their lockout refuses it.
+    const deadline = this.#now() + this.#inFlightWaitMs;
+    for (;;) {
+      const r = await this.#tryCharge(ip, user, password);
+      if (r.allowed) return r;
+      if (r.locked || this.#now() >= deadline) return { allowed: false, reason: r.reason };
+      await this.#sleep(IN_FLIGHT_POLL_MS * (1 + Math.random()));
+    }
+  }
+
+  async #tryCharge(
+    ip: string, user: string, password: string | null,
+  ): Promise<{ allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked'; locked: boolean }> {
     const k = this.#keys(ip, user);
     if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, good: false, password: null, keys: k } };
     const good = (await this.#store.blockedFor(k.good)) > 0;
@@ -144,12 +174,13 @@ export class AuthLimiter {
     const locking = this.#cfg.lockout > 0;
     const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
     let reason: 'ip-locked' | 'user-locked' | null = null;
-    if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) reason = 'ip-locked';
-    else if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) reason = 'user-locked';
-    else if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) reason = 'user-locked';
+    let locked = false;
+    if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) [reason, locked] = ['ip-locked', ipLock > 0];
+    else if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', pairLock > 0];
+    else if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', userLock > 0];
     if (reason === null) return { allowed: true, ticket };
     await this.#refund(ticket);
-    return { allowed: false, reason };
+    return { allowed: false, reason, locked };
   }
 
   /** The backend accepted: the charge is given back, the pair becomes known good and its failures are cleared. */

@@ -60,7 +60,7 @@ async function race(port: number, ip: string, user: string, dovecot: DovecotInst
   }
 }
 
-const USERS = ['racer1', 'racer2', 'racer3'];
+const USERS = ['racer1', 'racer2', 'racer3', 'crowd'];
 let dovecot: DovecotInstance;
 
 beforeAll(async () => {
@@ -83,6 +83,19 @@ describe('parallel PASS cannot race the lockout', () => {
 
     it('lets at most maxFailuresPerUser of 40 simultaneous guesses reach the backend and refuses the right password among them', async () => {
       await race(gw.port.pop3s!, '127.0.0.61', 'racer1', dovecot);
+    }, 30_000);
+
+    it('logs in all of 40 simultaneous sessions with the right password from one address: over the limit they wait, not fail', async () => {
+      const clients = await Promise.all(
+        Array.from({ length: SESSIONS }, () => Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true, localAddress: '127.0.0.64', timeoutMs: 15_000 })),
+      );
+      try {
+        await Promise.all(clients.map((c) => c.ok('USER crowd')));
+        const replies = await Promise.all(clients.map((c) => c.command('PASS crowd-secret')));
+        expect(replies.filter((r) => r.startsWith('+OK'))).toHaveLength(SESSIONS);
+      } finally {
+        await Promise.all(clients.map((c) => c.close()));
+      }
     }, 30_000);
   });
 

@@ -15,9 +15,10 @@ const CFG: PolicyConfig['auth'] = {
   failureDelay: 1_000, maxAttemptsPerSession: 3, ipv6Prefix: 64,
 };
 
-function setup(over: Partial<PolicyConfig['auth']> = {}, trusted: string[] = []): { l: AuthLimiter; store: CounterStore } {
+/** Refuses at once what is over a limit while others are in flight, unless `inFlightWaitMs` says otherwise. */
+function setup(over: Partial<PolicyConfig['auth']> = {}, trusted: string[] = [], inFlightWaitMs = 0): { l: AuthLimiter; store: CounterStore } {
   const store = createCounterStore('memory', silentLogger);
-  return { l: new AuthLimiter({ ...CFG, ...over }, new NetworkSet(trusted), store), store };
+  return { l: new AuthLimiter({ ...CFG, ...over }, new NetworkSet(trusted), store, { inFlightWaitMs }), store };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -121,5 +122,50 @@ describe('counter store refund and setCount, also through the primary', () => {
     expect(await store.get('k', 1000)).toBe(0);
     await runStoreOp(store, { op: 'setCount', key: 'k', windowMs: 1000, points: 4 });
     expect(await store.consume('k', 1000)).toBe(5);
+  });
+
+  it('lets right passwords over the limit wait for the attempts in flight instead of refusing them', async () => {
+    const { l, store } = setup({}, [], 3_000);
+    // 30 clients behind one address log in as one user at the same moment, each accepted ~15 ms later.
+    const results = await Promise.all(Array.from({ length: 30 }, async () => {
+      const c = await l.charge('198.51.100.7', 'shared', 'right');
+      if (c.allowed) {
+        await sleep(15);
+        await l.succeeded(c.ticket);
+      }
+      return c.allowed;
+    }));
+    expect(results.every(Boolean)).toBe(true);
+    const probe = await l.charge('198.51.100.7', 'shared', 'right');
+    if (!probe.allowed) throw new Error('refused');
+    expect(await store.get(probe.ticket.keys.ip, CFG.window)).toBe(1);
+  });
+
+  it('still lets no more than the limit through when the attempts in flight fail: the waiting ones meet the lockout', async () => {
+    const { l } = setup({}, [], 3_000);
+    let reached = 0;
+    const started = Date.now();
+    const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
+      const c = await l.charge(`198.51.100.${i + 1}`, 'victim', `guess-${i}`);
+      if (c.allowed) {
+        reached++;
+        await sleep(100);
+        await l.failed(c.ticket);
+      }
+      return c;
+    }));
+    expect(reached).toBe(CFG.maxFailuresPerUser);
+    expect(results.filter((r) => !r.allowed).map((r) => (r as { reason: string }).reason)).toEqual(Array(15).fill('user-locked'));
+    // Refused when the lockout started, not after the whole wait.
+    expect(Date.now() - started).toBeLessThan(1_500);
+  });
+
+  it('refuses a waiting attempt once inFlightWaitMs has passed with the others still in flight', async () => {
+    const { l } = setup({ maxFailuresPerUser: 1 }, [], 200);
+    const first = await l.charge('198.51.100.1', 'slow', 'a');
+    expect(first.allowed).toBe(true);
+    const started = Date.now();
+    expect(await l.charge('198.51.100.2', 'slow', 'b')).toEqual({ allowed: false, reason: 'user-locked' });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(190);
   });
 });
