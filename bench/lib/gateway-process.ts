@@ -89,7 +89,9 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
     policy: {
       connections: { maxPerIp: 100000, maxTotal: 100000 },
       ...opts.policy,
-      auth: { failureDelay: '0s', ...(opts.policy?.auth as Record<string, unknown> | undefined) },
+      // Logins in flight are charged against the account's budget (issue 9): the idle-memory
+      // phase logs 50 sessions in at once as one user, so the budget must not be what is measured.
+      auth: { failureDelay: '0s', maxFailuresPerUser: 100000, maxFailuresPerIp: 100000, ...(opts.policy?.auth as Record<string, unknown> | undefined) },
     },
     logging: { level: opts.level, audit: auditFile },
     admin: { port: null },
