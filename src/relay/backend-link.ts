@@ -1,8 +1,12 @@
 /**
  * A session's connection to its backend: owns the socket and the reply stream,
  * sends queued commands as the backend allows (all at once when it pipelines,
- * one at a time when it does not), keeps the reply timer armed only while a
- * command is in flight, and reports everything else to the session.
+ * one at a time when it does not), times out a reply that does not come, and
+ * reports everything else to the session.
+ *
+ * The reply timer is the socket's own inactivity timer, armed once: every write and
+ * read refreshes it, and when it fires it counts only while a command is in flight.
+ * (Arming it per command and clearing it per reply made two timers per command.)
  */
 import type { BackendLease } from '../backend/directory.ts';
 import type { PendingEntry, PendingQueue, ReplyInfo } from '../session/pending.ts';
@@ -39,6 +43,7 @@ export class BackendLink {
   ) {
     const sock = lease.conn.socket;
     sock.setNoDelay(true);
+    sock.setTimeout(replyTimeout);
     this.stream = new BackendStream(queue, limits, {
       writeClient: (buf) => events.writeClient(buf),
       done: (entry, reply) => events.done(entry, reply),
@@ -97,8 +102,8 @@ export class BackendLink {
     this.stream.blocked = false;
     const sock = this.lease.conn.socket;
     sock.resume();
-    // The reply timer may have fired (and been ignored) while we held the backend back: re-arm it.
-    sock.setTimeout(this.queue.inFlight ? this.replyTimeout : 0);
+    // The reply timer may have fired (and been ignored) while we held the backend back: a fresh one.
+    sock.setTimeout(this.replyTimeout);
   }
 
   /** Sends every queued command the backend may take now. */
@@ -109,7 +114,6 @@ export class BackendLink {
       e.sent = true;
       if (!sock.write(e.wire!)) this.writeBlocked = true;
     }
-    sock.setTimeout(this.queue.inFlight ? this.replyTimeout : 0);
   }
 
   /** Cuts the connection: without a confirmed QUIT the backend never enters UPDATE. */
