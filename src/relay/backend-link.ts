@@ -109,7 +109,7 @@ export class BackendLink {
   /** Sends every queued command the backend may take now. */
   pump(): void {
     const sock = this.lease.conn.socket;
-    for (const e of this.queue.unsent()) {
+    for (let e = this.queue.nextUnsent(); e !== undefined; e = this.queue.nextUnsent()) {
       if (!this.pipelining && this.queue.inFlight) break;
       e.sent = true;
       if (!sock.write(e.wire!)) this.writeBlocked = true;
