@@ -32,6 +32,8 @@ export class BackendLink {
   private readonly stream: BackendStream;
   /** The backend's socket buffer is full: stop reading client commands until it drains. */
   writeBlocked = false;
+  /** The reply timer fired while the client held the backend back: re-arm it on resume. */
+  private timerLapsed = false;
 
   constructor(
     readonly lease: BackendLease,
@@ -48,7 +50,6 @@ export class BackendLink {
       writeClient: (buf) => events.writeClient(buf),
       done: (entry, reply) => events.done(entry, reply),
       continuation: (entry, line) => events.continuation(entry, line),
-      bodyBytes: (entry, slice) => entry.onBody?.(slice),
       violation: (reason) => events.violation(reason),
     });
     sock.on('data', this.onData);
@@ -92,7 +93,10 @@ export class BackendLink {
   private readonly onClose = (): void => this.events.closed();
 
   private readonly onTimeout = (): void => {
-    if (this.stream.blocked) return; // the client is slow, not the backend
+    if (this.stream.blocked) {
+      this.timerLapsed = true; // the client is slow, not the backend
+      return;
+    }
     if (this.queue.inFlight) this.events.timedOut();
   };
 
@@ -102,8 +106,12 @@ export class BackendLink {
     this.stream.blocked = false;
     const sock = this.lease.conn.socket;
     sock.resume();
-    // The reply timer may have fired (and been ignored) while we held the backend back: a fresh one.
-    sock.setTimeout(this.replyTimeout);
+    // The reply timer fired (and was ignored) while we held the backend back: a fresh one. Otherwise
+    // it is still armed and the next read refreshes it: no timer work per drain of a bulk RETR.
+    if (this.timerLapsed) {
+      this.timerLapsed = false;
+      sock.setTimeout(this.replyTimeout);
+    }
   }
 
   /** Sends every queued command the backend may take now. */
