@@ -22,6 +22,8 @@ export interface GatewayProcessOptions {
   certFile: string;
   keyFile: string;
   level: 'warn' | 'info';
+  /** Another checkout whose built dist/src/cli.js to run (A/B against an older commit); default this one. */
+  root?: string;
   audit: boolean;
   /** Merged into `policy` (e.g. auth failure limits for the soak). */
   policy?: Record<string, unknown>;
@@ -75,7 +77,7 @@ export function ensureBuilt(): void {
 }
 
 async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
-  if (opts.source !== true) ensureBuilt();
+  if (opts.source !== true && opts.root === undefined) ensureBuilt();
   const pop3s = await freePort();
   const pop3 = await freePort();
   const auditFile = opts.audit ? path.join(opts.dir, 'audit.log') : null;
@@ -101,7 +103,7 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   fs.writeFileSync(configFile, YAML.stringify(config));
 
   const child = spawnServer(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
-    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: REPO_ROOT });
+    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: opts.root ?? REPO_ROOT });
   const counts: Record<string, number> = {};
   const events: Record<string, number> = {};
   const tail: string[] = [];
