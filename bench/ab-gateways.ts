@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first]`:
+ * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first] [--a-node-args '...'] [--b-node-args '...']`:
  * this checkout's gateway (B) against another built checkout's (A, e.g. `git archive` of an older
  * commit with `npm run build`), and the Node TLS pipe, all three running at once in front of one
  * Dovecot. Each round measures every target in a fresh random order (full sessions for S seconds,
@@ -23,6 +23,7 @@ import { loadAverage } from './lib/proc-stats.ts';
 const { values } = parseArgs({ options: {
   a: { type: 'string' }, rounds: { type: 'string' }, seconds: { type: 'string' }, mib: { type: 'string' },
   noops: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' }, 'bulk-first': { type: 'boolean' },
+  'a-node-args': { type: 'string' }, 'b-node-args': { type: 'string' },
 } });
 if (values.a === undefined) throw new Error('--a DIR (a built checkout to compare against) is required');
 const rootA = path.resolve(values.a);
@@ -59,9 +60,10 @@ try {
   const pipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
   stops.push(() => pipe.stop());
   const gws = [];
-  for (const root of [rootA, undefined]) {
+  for (const [root, args] of [[rootA, values['a-node-args']], [undefined, values['b-node-args']]] as const) {
     const g = await startGatewayProcess({
       dir: fs.mkdtempSync(path.join(dir, 'gw-')), backendPort: dc.port, certFile: cert.certFile, keyFile: cert.keyFile, level, audit, root,
+      nodeArgs: args === undefined ? [] : args.split(/\s+/).filter((a) => a !== ''),
     });
     stops.push(() => g.stop());
     gws.push(g);
@@ -97,7 +99,7 @@ try {
   const ratio = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] / samples.pipe[i]![f]));
   const diff = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] - samples.pipe[i]![f]));
   const out = [
-    `A = ${rootA}, B = this checkout; level ${level}, audit ${audit ? 'on' : 'off'}; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    `A = ${rootA} ${values['a-node-args'] ?? ''}, B = this checkout ${values['b-node-args'] ?? ''}; level ${level}, audit ${audit ? 'on' : 'off'}; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
     '| median of rounds | pipe | A | B | A ÷ pipe | B ÷ pipe |',
     '|---|---|---|---|---|---|',
     `| CPU ms per session | ${field('pipe', 'sessionMs').toFixed(2)} | ${field('A', 'sessionMs').toFixed(2)} | ${field('B', 'sessionMs').toFixed(2)} | ${ratio('A', 'sessionMs').toFixed(2)}× | ${ratio('B', 'sessionMs').toFixed(2)}× |`,

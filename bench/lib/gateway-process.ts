@@ -102,7 +102,9 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const configFile = path.join(opts.dir, 'gateway.yaml');
   fs.writeFileSync(configFile, YAML.stringify(config));
 
-  const child = spawnServer(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
+  // As the systemd unit and `npm start` run it, unless the caller chose a GC mode itself.
+  const gcArgs = opts.source === true || (opts.nodeArgs ?? []).some((a) => /single-threaded-gc/.test(a)) ? [] : ['--single-threaded-gc'];
+  const child = spawnServer(process.execPath, [...gcArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
     ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: opts.root ?? REPO_ROOT });
   const counts: Record<string, number> = {};
   const events: Record<string, number> = {};
