@@ -64,7 +64,8 @@ export class Pop3Session {
   readonly uids = new Map<number, string>();
   readonly sizes = new Map<number, number>();
   readonly deletes = new Map<number, MessageRef>();
-  readonly abort = new AbortController();
+  /** Cancels a backend connect in progress when the session ends; null while none is. */
+  private connecting: AbortController | null = null;
   /** Set while the session waits on something before reading the next client line. */
   busy = false;
   closing = false;
@@ -284,7 +285,9 @@ export class Pop3Session {
   async ensureBackend(user: string | null): Promise<boolean> {
     if (this.backend !== null) return true;
     try {
-      const lease = await this.deps.backends.connect(user, this.address, this.abort.signal);
+      this.connecting = new AbortController();
+      const lease = await this.deps.backends.connect(user, this.address, this.connecting.signal);
+      this.connecting = null;
       if (this.closing) {
         lease.conn.socket.destroy();
         return false;
@@ -292,6 +295,7 @@ export class Pop3Session {
       this.adoptBackend(lease);
       return true;
     } catch (err) {
+      this.connecting = null;
       if (this.closing) return false;
       const code = (err as { code?: string }).code ?? 'ERROR';
       this.log.warn({ event: 'backend-unavailable', code, err: (err as Error).message }, 'backend unavailable');
@@ -507,8 +511,9 @@ export class Pop3Session {
     if (this.closing) return;
     this.closing = true;
     this.phase = 'closed';
-    // A ready-made reason: abort() without one builds a DOMException (and its stack) per session.
-    this.abort.abort(SESSION_CLOSED);
+    // Only a connect still in progress listens. A ready-made reason: abort() without one builds a
+    // DOMException (and its stack) per session.
+    this.connecting?.abort(SESSION_CLOSED);
     this.authTimer?.cancel();
     // Without a confirmed QUIT the backend connection is cut, so it never enters UPDATE.
     this.link?.destroy();
