@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --single-threaded-gc
 /**
  * `npm start -- [--config FILE] [--check]`: the only file that reads argv,
  * installs signal handlers and calls process.exit.

@@ -22,6 +22,8 @@ export interface GatewayProcessOptions {
   certFile: string;
   keyFile: string;
   level: 'warn' | 'info';
+  /** Another checkout whose built dist/src/cli.js to run (A/B against an older commit); default this one. */
+  root?: string;
   audit: boolean;
   /** Merged into `policy` (e.g. auth failure limits for the soak). */
   policy?: Record<string, unknown>;
@@ -75,7 +77,7 @@ export function ensureBuilt(): void {
 }
 
 async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
-  if (opts.source !== true) ensureBuilt();
+  if (opts.source !== true && opts.root === undefined) ensureBuilt();
   const pop3s = await freePort();
   const pop3 = await freePort();
   const auditFile = opts.audit ? path.join(opts.dir, 'audit.log') : null;
@@ -89,7 +91,9 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
     policy: {
       connections: { maxPerIp: 100000, maxTotal: 100000 },
       ...opts.policy,
-      auth: { failureDelay: '0s', ...(opts.policy?.auth as Record<string, unknown> | undefined) },
+      // Logins in flight are charged against the account's budget (issue 9): the idle-memory
+      // phase logs 50 sessions in at once as one user, so the budget must not be what is measured.
+      auth: { failureDelay: '0s', maxFailuresPerUser: 100000, maxFailuresPerIp: 100000, ...(opts.policy?.auth as Record<string, unknown> | undefined) },
     },
     logging: { level: opts.level, audit: auditFile },
     admin: { port: null },
@@ -98,8 +102,10 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const configFile = path.join(opts.dir, 'gateway.yaml');
   fs.writeFileSync(configFile, YAML.stringify(config));
 
-  const child = spawnServer(process.execPath, [...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
-    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: REPO_ROOT });
+  // As the systemd unit and `npm start` run it, unless the caller chose a GC mode itself.
+  const gcArgs = opts.source === true || (opts.nodeArgs ?? []).some((a) => /single-threaded-gc/.test(a)) ? [] : ['--single-threaded-gc'];
+  const child = spawnServer(process.execPath, [...gcArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
+    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: opts.root ?? REPO_ROOT });
   const counts: Record<string, number> = {};
   const events: Record<string, number> = {};
   const tail: string[] = [];

@@ -20,7 +20,7 @@
  * Retrying the same wrong password counts once (RecentBadPasswords). Trusted networks
  * are never counted, delayed or locked.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { PolicyConfig } from '../config/schema.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import type { CounterStore } from './counter-store.ts';
@@ -348,7 +348,7 @@ export class AuthLimiter {
   #keys(ip: string, user: string): Keys {
     const normalizedUser = normalizeUserName(user);
     // Unkeyed hash: bounded key length, no user names in Redis, same key in every gateway.
-    const u = createHash('sha256').update(normalizedUser).digest('base64url').slice(0, 22);
+    const u = hash('sha256', normalizedUser, 'base64url').slice(0, 22);
     const c = clientKey(ip, this.#cfg.ipv6Prefix);
     return {
       ip: `auth:ip:${c}`,

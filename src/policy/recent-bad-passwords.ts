@@ -39,6 +39,8 @@ export class RecentBadPasswords {
   has(normalizedUser: string, password: string): boolean {
     const now = this.#now();
     this.#prune(now);
+    // Nothing recorded (the usual case: no recent failures): no HMAC to compute per login.
+    if (this.#entries.size === 0) return false;
     const expires = this.#entries.get(this.#hash(normalizedUser, password));
     return expires !== undefined && expires > now;
   }

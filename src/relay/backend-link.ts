@@ -1,8 +1,12 @@
 /**
  * A session's connection to its backend: owns the socket and the reply stream,
  * sends queued commands as the backend allows (all at once when it pipelines,
- * one at a time when it does not), keeps the reply timer armed only while a
- * command is in flight, and reports everything else to the session.
+ * one at a time when it does not), times out a reply that does not come, and
+ * reports everything else to the session.
+ *
+ * The reply timer is the socket's own inactivity timer, armed once: every write and
+ * read refreshes it, and when it fires it counts only while a command is in flight.
+ * (Arming it per command and clearing it per reply made two timers per command.)
  */
 import type { BackendLease } from '../backend/directory.ts';
 import type { PendingEntry, PendingQueue, ReplyInfo } from '../session/pending.ts';
@@ -28,6 +32,8 @@ export class BackendLink {
   private readonly stream: BackendStream;
   /** The backend's socket buffer is full: stop reading client commands until it drains. */
   writeBlocked = false;
+  /** The reply timer fired while the client held the backend back: re-arm it on resume. */
+  private timerLapsed = false;
 
   constructor(
     readonly lease: BackendLease,
@@ -39,11 +45,11 @@ export class BackendLink {
   ) {
     const sock = lease.conn.socket;
     sock.setNoDelay(true);
+    sock.setTimeout(replyTimeout);
     this.stream = new BackendStream(queue, limits, {
       writeClient: (buf) => events.writeClient(buf),
       done: (entry, reply) => events.done(entry, reply),
       continuation: (entry, line) => events.continuation(entry, line),
-      bodyBytes: (entry, slice) => entry.onBody?.(slice),
       violation: (reason) => events.violation(reason),
     });
     sock.on('data', this.onData);
@@ -87,7 +93,10 @@ export class BackendLink {
   private readonly onClose = (): void => this.events.closed();
 
   private readonly onTimeout = (): void => {
-    if (this.stream.blocked) return; // the client is slow, not the backend
+    if (this.stream.blocked) {
+      this.timerLapsed = true; // the client is slow, not the backend
+      return;
+    }
     if (this.queue.inFlight) this.events.timedOut();
   };
 
@@ -97,19 +106,22 @@ export class BackendLink {
     this.stream.blocked = false;
     const sock = this.lease.conn.socket;
     sock.resume();
-    // The reply timer may have fired (and been ignored) while we held the backend back: re-arm it.
-    sock.setTimeout(this.queue.inFlight ? this.replyTimeout : 0);
+    // The reply timer fired (and was ignored) while we held the backend back: a fresh one. Otherwise
+    // it is still armed and the next read refreshes it: no timer work per drain of a bulk RETR.
+    if (this.timerLapsed) {
+      this.timerLapsed = false;
+      sock.setTimeout(this.replyTimeout);
+    }
   }
 
   /** Sends every queued command the backend may take now. */
   pump(): void {
     const sock = this.lease.conn.socket;
-    for (const e of this.queue.unsent()) {
+    for (let e = this.queue.nextUnsent(); e !== undefined; e = this.queue.nextUnsent()) {
       if (!this.pipelining && this.queue.inFlight) break;
       e.sent = true;
       if (!sock.write(e.wire!)) this.writeBlocked = true;
     }
-    sock.setTimeout(this.queue.inFlight ? this.replyTimeout : 0);
   }
 
   /** Cuts the connection: without a confirmed QUIT the backend never enters UPDATE. */

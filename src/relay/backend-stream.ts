@@ -16,8 +16,6 @@ export interface BackendStreamHooks {
   done(entry: PendingEntry, reply: ReplyInfo): void;
   /** A `+ ` continuation for the head entry (a relayed SASL exchange). */
   continuation(entry: PendingEntry, line: Buffer): void;
-  /** The first bytes of a relayed body (for audit header capture); optional. */
-  bodyBytes?(entry: PendingEntry, slice: Buffer): void;
   violation(reason: string): void;
 }
 
@@ -139,8 +137,10 @@ export class BackendStream {
       return chunk.length;
     }
     if (head.kind === 'relay') {
-      if (bodyLen > 0 && this.hooks.bodyBytes !== undefined) this.hooks.bodyBytes(head, chunk.subarray(off, stop));
-      if (stop > writeFrom) this.write(chunk.subarray(writeFrom, stop));
+      // Audit header capture sees the body as it passes; without it no slice is made for it.
+      if (bodyLen > 0 && head.onBody !== undefined) head.onBody(chunk.subarray(off, stop));
+      // The whole chunk is body (the bulk of a RETR): written as it came, no slice object per chunk.
+      if (stop > writeFrom) this.write(writeFrom === 0 && stop === chunk.length ? chunk : chunk.subarray(writeFrom, stop));
     } else {
       this.internalBytes += bodyLen;
       if (this.internalBytes > this.limits.maxInternalBody) {

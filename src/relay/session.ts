@@ -20,6 +20,7 @@ import { PendingQueue, type PendingEntry, type ReplyInfo } from '../session/pend
 import { gate, type Phase } from '../session/state.ts';
 import type { LocalSaslExchange } from '../session/sasl-exchange.ts';
 import { newSessionId } from '../util/ids.ts';
+import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackendLink } from './backend-link.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
@@ -37,6 +38,8 @@ const SESSION_CLOSED = Object.freeze(Object.assign(new Error('session closed'), 
 const MAX_BUFFERED_INPUT = 32 * 1024;
 /** Replies the client has not read yet, past which the session stops reading its commands ('drain' resumes). */
 const MAX_UNREAD_OUTPUT = 64 * 1024;
+/** After our end(), how long the client may take to close its side before the socket is destroyed. */
+const CLOSE_GRACE = deadlinesOf(2000);
 
 export class Pop3Session {
   readonly id = newSessionId();
@@ -61,7 +64,8 @@ export class Pop3Session {
   readonly uids = new Map<number, string>();
   readonly sizes = new Map<number, number>();
   readonly deletes = new Map<number, MessageRef>();
-  readonly abort = new AbortController();
+  /** Cancels a backend connect in progress when the session ends; null while none is. */
+  private connecting: AbortController | null = null;
   /** Set while the session waits on something before reading the next client line. */
   busy = false;
   closing = false;
@@ -70,7 +74,8 @@ export class Pop3Session {
   /** Unknown or malformed commands so far (limits.maxInvalidCommands ends the session). */
   invalidCount = 0;
   private inputPaused = false;
-  private authTimer: NodeJS.Timeout | null = null;
+  /** The login deadline (a shared queue, not a timer per session: it almost never fires). */
+  private authTimer: Deadline | null = null;
   private quitConfirmed = false;
   private loggedOut = false;
   private resolveClosed!: () => void;
@@ -133,8 +138,7 @@ export class Pop3Session {
     this.deps.metrics.sessionOpened(this.deps.listener.name);
     this.audit(connectRecord(this.context));
     this.log.info({ event: 'session-start', client: this.context.client, tls: this.tlsProtocol }, 'session start');
-    this.authTimer = setTimeout(() => this.timeout('auth-timeout'), this.deps.config.policy.timeouts.auth);
-    this.authTimer.unref();
+    this.authTimer = deadlinesOf(this.deps.config.policy.timeouts.auth).add(() => this.timeout('auth-timeout'));
     const cfg = this.deps.config.backend;
     if (cfg.connect === 'on-accept' && !this.deps.backends.routing) {
       this.busy = true;
@@ -281,7 +285,9 @@ export class Pop3Session {
   async ensureBackend(user: string | null): Promise<boolean> {
     if (this.backend !== null) return true;
     try {
-      const lease = await this.deps.backends.connect(user, this.address, this.abort.signal);
+      this.connecting = new AbortController();
+      const lease = await this.deps.backends.connect(user, this.address, this.connecting.signal);
+      this.connecting = null;
       if (this.closing) {
         lease.conn.socket.destroy();
         return false;
@@ -289,6 +295,7 @@ export class Pop3Session {
       this.adoptBackend(lease);
       return true;
     } catch (err) {
+      this.connecting = null;
       if (this.closing) return false;
       const code = (err as { code?: string }).code ?? 'ERROR';
       this.log.warn({ event: 'backend-unavailable', code, err: (err as Error).message }, 'backend unavailable');
@@ -410,7 +417,7 @@ export class Pop3Session {
     this.user = user;
     this.rules = rules;
     this.phase = 'transaction';
-    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    this.authTimer?.cancel();
     this.authTimer = null;
   }
 
@@ -504,9 +511,10 @@ export class Pop3Session {
     if (this.closing) return;
     this.closing = true;
     this.phase = 'closed';
-    // A ready-made reason: abort() without one builds a DOMException (and its stack) per session.
-    this.abort.abort(SESSION_CLOSED);
-    if (this.authTimer !== null) clearTimeout(this.authTimer);
+    // Only a connect still in progress listens. A ready-made reason: abort() without one builds a
+    // DOMException (and its stack) per session.
+    this.connecting?.abort(SESSION_CLOSED);
+    this.authTimer?.cancel();
     // Without a confirmed QUIT the backend connection is cut, so it never enters UPDATE.
     this.link?.destroy();
     this.logout();
@@ -518,9 +526,9 @@ export class Pop3Session {
     sock.setTimeout(0);
     if (!sock.destroyed) {
       sock.end();
-      const t = setTimeout(() => sock.destroy(), 2000);
-      t.unref();
-      sock.once('close', () => clearTimeout(t));
+      // A client that never closes its side is cut after the grace; destroy() on a closed socket is a no-op.
+      const grace = CLOSE_GRACE.add(() => sock.destroy());
+      sock.once('close', () => grace.cancel());
     }
     this.queue.clear();
     this.resolveClosed();

@@ -49,6 +49,8 @@ export interface ReplyInfo {
 export class PendingQueue {
   private readonly items: PendingEntry[] = [];
   private head = 0;
+  /** Every entry before this index is sent or local: the sender starts looking here. */
+  private cursor = 0;
 
   get length(): number {
     return this.items.length - this.head;
@@ -76,17 +78,25 @@ export class PendingQueue {
     this.head++;
     if (this.head > 64 && this.head * 2 > this.items.length) {
       this.items.splice(0, this.head);
+      this.cursor = Math.max(0, this.cursor - this.head);
       this.head = 0;
     }
     return e;
   }
 
-  /** Unsent entries in order (for the sender). */
-  *unsent(): Iterable<PendingEntry> {
-    for (let i = this.head; i < this.items.length; i++) {
+  /**
+   * The oldest entry not yet sent to the backend (the sender marks it sent, then asks again).
+   * Entries are sent in order, so the search resumes where the last one stopped: no iterator
+   * object and no rescan of the queue per command.
+   */
+  nextUnsent(): PendingEntry | undefined {
+    let i = Math.max(this.cursor, this.head);
+    for (; i < this.items.length; i++) {
       const e = this.items[i]!;
-      if (!e.sent && e.kind !== 'local') yield e;
+      if (!e.sent && e.kind !== 'local') break;
     }
+    this.cursor = i;
+    return this.items[i];
   }
 
   /** True when some backend-bound entry was sent and has not been answered. */
@@ -101,5 +111,6 @@ export class PendingQueue {
   clear(): void {
     this.items.length = 0;
     this.head = 0;
+    this.cursor = 0;
   }
 }

@@ -108,4 +108,20 @@ describe('auth and backendReply timeouts against a scripted backend', () => {
     await eventually(() => gw.auditLines().some((l) => l.event === 'disconnect' && l.reason === 'backend-timeout'), 'the disconnect record');
     expect(gw.logs.lines().some((l) => l.event === 'session-end' && l.reason === 'backend-timeout')).toBe(true);
   });
+
+  it('keeps a session idle for longer than backendReply with nothing in flight, and still times out a reply that does not come after it', async () => {
+    // The reply timer is the backend socket's inactivity timer, armed once: while idle it fires
+    // and is ignored; the next command's write must bring it back.
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    await c.login('ok', 'right');
+    expect(await c.command('STAT')).toMatch(/^\+OK/);
+    await sleep(1300);
+    expect(c.isClosed).toBe(false);
+    const t0 = Date.now();
+    expect(await c.command('RETR 1', 4000)).toBe('-ERR [SYS/TEMP] Mail server did not answer in time.');
+    const waited = Date.now() - t0;
+    await c.waitClosed(3000);
+    expect(waited).toBeGreaterThanOrEqual(400);
+    expect(waited).toBeLessThan(2000);
+  });
 });

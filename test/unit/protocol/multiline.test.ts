@@ -101,6 +101,29 @@ describe('TerminatorScanner', () => {
     );
   });
 
+  it('finds the terminator behind many lines that end in a dot, in one chunk and split anywhere', () => {
+    // Past a few such lines the scanner searches for the whole terminator instead of ".\r\n".
+    const body = `${'The end.\r\nAnd again..\r\n'.repeat(20)}x.\r\n.\r\n+OK next\r\n`;
+    const want = reference(body);
+    expect(want).toBeGreaterThan(0);
+    expect(scanStream([latin1(body)])).toBe(want);
+    for (const chunks of everySingleSplit(latin1(body))) expect(scanStream(chunks)).toBe(want);
+    const noEnd = 'The end.\r\n'.repeat(10) + '..\r\n';
+    expect(scanStream([latin1(noEnd)])).toBe(-1);
+  });
+
+  it('agrees with the definition on random text with many dots and line ends, chunked at random', () => {
+    const alphabet = fc.constantFrom('.\r\n', 'a.\r\n', '..\r\n', '.', 'a', '\r\n', '\r', '\n');
+    fc.assert(
+      fc.property(fc.array(alphabet, { maxLength: 80 }), fc.array(fc.integer({ min: 1, max: 200 })), (parts, cuts) => {
+        const body = parts.join('');
+        expect(scanStream(chunksAt(latin1(body), cuts))).toBe(reference(body));
+        expect(scanStream([latin1(body)])).toBe(reference(body));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('scans 32 MiB in 64 KiB chunks well under a second', () => {
     const line = 'Lorem ipsum dolor sit amet, consectetur adipiscing elit.\r\n..stuffed line\r\n.x\r\n';
     const chunk = latin1(line.repeat(Math.ceil(65536 / line.length)).slice(0, 65536));

@@ -1,0 +1,114 @@
+/**
+ * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first] [--a-node-args '...'] [--b-node-args '...']`:
+ * this checkout's gateway (B) against another built checkout's (A, e.g. `git archive` of an older
+ * commit with `npm run build`), and the Node TLS pipe, all three running at once in front of one
+ * Dovecot. Each round measures every target in a fresh random order (full sessions for S seconds,
+ * 8 concurrent; RETR of an M MiB message twice; K sequential NOOPs), so load from other work on a
+ * shared machine falls on all three alike; prints the median per target and each gateway's
+ * median ratio to the pipe of the same round. On a busy machine this is steadier than comparing
+ * whole `npm run bench` runs made minutes apart.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { makeCert } from '../test/harness/certs.ts';
+import { startDovecot } from '../test/harness/dovecot.ts';
+import { openRunScope } from './lib/run-scope.ts';
+import { startGatewayProcess } from './lib/gateway-process.ts';
+import { startPipeProxy } from './lib/pipe-proxy.ts';
+import { bulkMessage } from './lib/mailbox.ts';
+import { bulkRetr, noopLatency, sessionRate, type Target } from './lib/measure.ts';
+import { loadAverage } from './lib/proc-stats.ts';
+
+const { values } = parseArgs({ options: {
+  a: { type: 'string' }, rounds: { type: 'string' }, seconds: { type: 'string' }, mib: { type: 'string' },
+  noops: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' }, 'bulk-first': { type: 'boolean' },
+  'a-node-args': { type: 'string' }, 'b-node-args': { type: 'string' },
+} });
+if (values.a === undefined) throw new Error('--a DIR (a built checkout to compare against) is required');
+const rootA = path.resolve(values.a);
+if (!fs.existsSync(path.join(rootA, 'dist', 'src', 'cli.js'))) throw new Error(`${rootA}/dist/src/cli.js is missing: build it first`);
+const rounds = Number(values.rounds ?? 5);
+const seconds = Number(values.seconds ?? 2);
+const mib = Number(values.mib ?? 20);
+const noops = Number(values.noops ?? 500);
+const level = values.level === 'warn' ? 'warn' : 'info';
+const audit = values['no-audit'] !== true;
+/** RETR before the session burst in each turn, so the burst's leftovers (GC, batched writes) fall outside the bulk window. */
+const bulkFirst = values['bulk-first'] === true;
+const log = (l: string) => process.stderr.write(`[ab ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
+const ALICE = { user: 'alice', password: 'alice-secret' };
+const BOB = { user: 'bob', password: 'bob-secret' };
+
+type Key = 'pipe' | 'A' | 'B';
+interface Sample { sessionMs: number; perSec: number; gibS: number; noopUs: number }
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((x, y) => x - y);
+  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+};
+
+const { dir, live, cleanup } = openRunScope('ab', log);
+/** Everything started here beyond Dovecot, stopped however the run ends. */
+const stops: (() => Promise<void>)[] = [];
+try {
+  const dc = await startDovecot();
+  live.dovecot = dc;
+  dc.addMessage('alice', bulkMessage(mib * 1024 * 1024, 'big'));
+  dc.addMessage('bob', 'Subject: hi\r\n\r\nHello.\r\n');
+  const cert = await makeCert({ commonName: 'localhost' });
+  const endpoint = (port: number) => ({ host: '127.0.0.1', port, tls: 'implicit' as const, ca: cert.caPem, servername: 'localhost' });
+  const pipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
+  stops.push(() => pipe.stop());
+  const gws = [];
+  for (const [root, args] of [[rootA, values['a-node-args']], [undefined, values['b-node-args']]] as const) {
+    const g = await startGatewayProcess({
+      dir: fs.mkdtempSync(path.join(dir, 'gw-')), backendPort: dc.port, certFile: cert.certFile, keyFile: cert.keyFile, level, audit, root,
+      nodeArgs: args === undefined ? [] : args.split(/\s+/).filter((a) => a !== ''),
+    });
+    stops.push(() => g.stop());
+    gws.push(g);
+  }
+  const targets: Record<Key, Target> = {
+    pipe: { name: 'pipe', endpoint: endpoint(pipe.port), gatewayPid: pipe.pid, dovecotPid: dc.pid },
+    A: { name: 'A', endpoint: endpoint(gws[0]!.ports.pop3s), gatewayPid: gws[0]!.pid, dovecotPid: dc.pid },
+    B: { name: 'B', endpoint: endpoint(gws[1]!.ports.pop3s), gatewayPid: gws[1]!.pid, dovecotPid: dc.pid },
+  };
+  const samples: Record<Key, Sample[]> = { pipe: [], A: [], B: [] };
+  const loads: number[] = [];
+  // One unmeasured pass each: JIT, Dovecot's index, page cache.
+  for (const k of ['pipe', 'A', 'B'] as const) {
+    await sessionRate(targets[k], BOB, 8, 500);
+    await bulkRetr(targets[k], ALICE, mib, 1);
+  }
+  for (let r = 0; r < rounds; r++) {
+    const order = (['pipe', 'A', 'B'] as Key[]).sort(() => Math.random() - 0.5);
+    loads.push(loadAverage());
+    for (const k of order) {
+      const b0 = bulkFirst ? await bulkRetr(targets[k], ALICE, mib, 2) : null;
+      const s = await sessionRate(targets[k], BOB, 8, seconds * 1000);
+      const b = b0 ?? await bulkRetr(targets[k], ALICE, mib, 2);
+      const n = await noopLatency(targets[k], BOB, noops, 100);
+      samples[k].push({ sessionMs: s.gatewayCpuMsPerSession ?? NaN, perSec: s.perSecond, gibS: b.gatewayCpuSPerGiB ?? NaN, noopUs: n.p50Us });
+    }
+    log(`round ${r + 1}/${rounds}: ${(['pipe', 'A', 'B'] as Key[]).map((k) => {
+      const x = samples[k].at(-1)!;
+      return `${k} ${x.sessionMs} ms/session ${x.gibS} s/GiB NOOP ${x.noopUs} µs`;
+    }).join(' | ')}`);
+  }
+  const field = (k: Key, f: keyof Sample) => median(samples[k].map((x) => x[f]));
+  const ratio = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] / samples.pipe[i]![f]));
+  const diff = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] - samples.pipe[i]![f]));
+  const out = [
+    `A = ${rootA} ${values['a-node-args'] ?? ''}, B = this checkout ${values['b-node-args'] ?? ''}; level ${level}, audit ${audit ? 'on' : 'off'}; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    '| median of rounds | pipe | A | B | A ÷ pipe | B ÷ pipe |',
+    '|---|---|---|---|---|---|',
+    `| CPU ms per session | ${field('pipe', 'sessionMs').toFixed(2)} | ${field('A', 'sessionMs').toFixed(2)} | ${field('B', 'sessionMs').toFixed(2)} | ${ratio('A', 'sessionMs').toFixed(2)}× | ${ratio('B', 'sessionMs').toFixed(2)}× |`,
+    `| CPU s per GiB | ${field('pipe', 'gibS').toFixed(2)} | ${field('A', 'gibS').toFixed(2)} | ${field('B', 'gibS').toFixed(2)} | ${ratio('A', 'gibS').toFixed(2)}× | ${ratio('B', 'gibS').toFixed(2)}× |`,
+    `| sessions/s | ${field('pipe', 'perSec').toFixed(0)} | ${field('A', 'perSec').toFixed(0)} | ${field('B', 'perSec').toFixed(0)} | ${ratio('A', 'perSec').toFixed(2)}× | ${ratio('B', 'perSec').toFixed(2)}× |`,
+    `| NOOP p50 µs (− pipe's) | ${field('pipe', 'noopUs').toFixed(0)} | ${field('A', 'noopUs').toFixed(0)} | ${field('B', 'noopUs').toFixed(0)} | +${diff('A', 'noopUs').toFixed(0)} | +${diff('B', 'noopUs').toFixed(0)} |`,
+  ];
+  process.stdout.write(`${out.join('\n')}\n`);
+} finally {
+  for (const stop of stops) await stop().catch(() => undefined);
+  await cleanup();
+}
