@@ -172,12 +172,16 @@ function attemptUser(a: LoginAttempt): string | null {
 async function login(s: Pop3Session, attempt: LoginAttempt, arrival: number): Promise<void> {
   s.busy = true;
   s.phase = 'login-pending';
+  const running = runLogin(s, attempt, arrival);
+  s.loginInFlight = running.catch(() => undefined);
   try {
-    await runLogin(s, attempt, arrival);
+    await running;
     const verb = attempt.kind === 'apop' ? 'APOP' : attempt.kind === 'password' && attempt.credentials.mechanism === 'USER' ? 'PASS' : 'AUTH';
     logCommand(s, verb, s.user !== null ? 'ok' : 'err', Date.now() - arrival);
   } catch (err) {
     s.internalError(err);
+  } finally {
+    s.loginInFlight = null;
   }
 }
 

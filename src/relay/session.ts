@@ -68,6 +68,8 @@ export class Pop3Session {
   private connecting: AbortController | null = null;
   /** Set while the session waits on something before reading the next client line. */
   busy = false;
+  /** A login attempt still settling (authorization.ts); the disconnect record waits for its login record. */
+  loginInFlight: Promise<void> | null = null;
   closing = false;
   private client: Socket;
   private link: BackendLink | null = null;
@@ -519,7 +521,10 @@ export class Pop3Session {
     this.link?.destroy();
     this.logout();
     const durationMs = Date.now() - this.since;
-    this.audit(disconnectRecord(this.context, { bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, reason }));
+    const disconnect = disconnectRecord(this.context, { bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, reason });
+    // A client that hangs up mid-login: its attempt is still audited, and before the disconnect.
+    if (this.loginInFlight === null) this.audit(disconnect);
+    else void this.loginInFlight.finally(() => this.audit(disconnect));
     this.log.info({ event: 'session-end', reason, user: this.user, bytesIn: this.bytesIn, bytesOut: this.bytesOut, ms: durationMs }, 'session end');
     this.deps.metrics.sessionClosed(this.deps.listener.name);
     const sock = this.client;

@@ -55,6 +55,12 @@ describe('a client that hangs up after PASS (Dovecot answers a wrong password af
     const logins = () => fromIp(gw.auditLines(), ip).filter((l) => l.event === 'login');
     await eventually(() => logins().length === 4, 'four login records', 5000);
     for (const l of logins()) expect(l).toMatchObject({ result: 'err', user: 'target', reason: 'client-gone' });
+    // Each session's records stay in order: its login attempt, then its disconnect.
+    await eventually(() => fromIp(gw.auditLines(), ip).filter((l) => l.event === 'disconnect').length === 4, 'four disconnect records', 5000);
+    for (const l of logins()) {
+      const events = gw.auditLines().filter((r) => r.session === l.session).map((r) => r.event);
+      expect(events.slice(-2)).toEqual(['login', 'disconnect']);
+    }
     await eventually(async () => metricValue(await scrape(gw.port.admin!), 'pop3gw_logins_total', { result: 'failed' }) - failedBefore === 4,
       'four failed logins in the metrics');
     // The fifth try, with the right password, is refused: the address is locked.
