@@ -44,6 +44,23 @@ export interface CliGatewayOptions {
   cwd?: string;
 }
 
+/**
+ * The config most audit tests run the real CLI with: one implicit-TLS listener, the given
+ * certificate and backend, an audit file `audit.log` in the gateway's folder; `over` replaces
+ * top-level keys (e.g. `admin`, `shutdownGrace`).
+ */
+export function auditedPop3sConfig(cert: { certFile: string; keyFile: string }, backendPort: number, over: Raw = {}): Raw {
+  return {
+    listeners: [{ name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit' }],
+    tls: { cert: cert.certFile, key: cert.keyFile },
+    backend: { host: '127.0.0.1', port: backendPort },
+    logging: { level: 'info', audit: 'audit.log' },
+    admin: null,
+    shutdownGrace: '2s',
+    ...over,
+  };
+}
+
 export async function startCliGateway(dir: string, config: Raw | string, opts: CliGatewayOptions = {}): Promise<CliGateway> {
   const configFile = path.join(dir, 'gateway.yaml');
   const write = (c: Raw | string): void => fs.writeFileSync(configFile, typeof c === 'string' ? c : stringify(c));

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCert } from '../harness/certs.ts';
 import { makeTempDir } from '../harness/child-processes.ts';
-import { startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
+import { auditedPop3sConfig, startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 
@@ -36,14 +36,7 @@ describe('audit file mode', () => {
     // The child inherits the umask; vitest runs this file in its own process (pool: forks).
     const saved = process.umask(0o077);
     try {
-      gw = await startCliGateway(dir, {
-        listeners: [{ name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit' }],
-        tls: { cert: cert.certFile, key: cert.keyFile },
-        backend: { host: '127.0.0.1', port: dovecot.port },
-        logging: { level: 'info', audit: 'audit.log' },
-        admin: null,
-        shutdownGrace: '1s',
-      });
+      gw = await startCliGateway(dir, auditedPop3sConfig(cert, dovecot.port, { shutdownGrace: '1s' }));
     } finally {
       process.umask(saved);
     }

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCert } from '../harness/certs.ts';
 import { makeTempDir } from '../harness/child-processes.ts';
-import { startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
+import { auditedPop3sConfig, startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 
@@ -45,14 +45,7 @@ describe('audit file rotation with SIGUSR1', () => {
     dovecot.addMessage('alice', 'Subject: rotate\r\n\r\nrotate me\r\n');
     dir = makeTempDir('opsrotate');
     const cert = await makeCert({ commonName: 'localhost' });
-    gw = await startCliGateway(dir, {
-      listeners: [{ name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit' }],
-      tls: { cert: cert.certFile, key: cert.keyFile },
-      backend: { host: '127.0.0.1', port: dovecot.port },
-      logging: { level: 'info', audit: 'audit.log' },
-      admin: { host: '127.0.0.1', port: 0 },
-      shutdownGrace: '2s',
-    });
+    gw = await startCliGateway(dir, auditedPop3sConfig(cert, dovecot.port, { admin: { host: '127.0.0.1', port: 0 } }));
   });
 
   afterAll(async () => {

@@ -14,7 +14,7 @@ import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCert } from '../harness/certs.ts';
 import { makeTempDir } from '../harness/child-processes.ts';
-import { startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
+import { auditedPop3sConfig, startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
 
@@ -50,14 +50,7 @@ describe('the shipped logrotate stanza on a live gateway', () => {
     dovecot.addMessage('alice', 'Subject: rotate\r\n\r\nrotate me\r\n');
     dir = makeTempDir('opslogrotate');
     const cert = await makeCert({ commonName: 'localhost' });
-    gw = await startCliGateway(dir, {
-      listeners: [{ name: 'pop3s', host: '127.0.0.1', port: 0, tls: 'implicit' }],
-      tls: { cert: cert.certFile, key: cert.keyFile },
-      backend: { host: '127.0.0.1', port: dovecot.port },
-      logging: { level: 'info', audit: 'audit.log' },
-      admin: null,
-      shutdownGrace: '2s',
-    });
+    gw = await startCliGateway(dir, auditedPop3sConfig(cert, dovecot.port));
   }, 60_000);
 
   afterAll(async () => {
