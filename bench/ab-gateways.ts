@@ -11,12 +11,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { makeCert } from '../test/harness/certs.ts';
-import { startDovecot } from '../test/harness/dovecot.ts';
 import { openRunScope } from './lib/run-scope.ts';
 import { startGatewayProcess } from './lib/gateway-process.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
-import { bulkMessage } from './lib/mailbox.ts';
+import { startBulkBackend } from './lib/bulk-backend.ts';
 import { bulkRetr, noopLatency, sessionRate, type Target } from './lib/measure.ts';
 import { loadAverage } from './lib/proc-stats.ts';
 
@@ -51,12 +49,7 @@ const { dir, live, cleanup } = openRunScope('ab', log);
 /** Everything started here beyond Dovecot, stopped however the run ends. */
 const stops: (() => Promise<void>)[] = [];
 try {
-  const dc = await startDovecot();
-  live.dovecot = dc;
-  dc.addMessage('alice', bulkMessage(mib * 1024 * 1024, 'big'));
-  dc.addMessage('bob', 'Subject: hi\r\n\r\nHello.\r\n');
-  const cert = await makeCert({ commonName: 'localhost' });
-  const endpoint = (port: number) => ({ host: '127.0.0.1', port, tls: 'implicit' as const, ca: cert.caPem, servername: 'localhost' });
+  const { dovecot: dc, cert, endpoint } = await startBulkBackend(mib, (d) => (live.dovecot = d));
   const pipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
   stops.push(() => pipe.stop());
   const gws = [];

@@ -9,12 +9,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
-import { makeCert } from '../test/harness/certs.ts';
-import { startDovecot } from '../test/harness/dovecot.ts';
 import { openRunScope } from './lib/run-scope.ts';
 import { startGatewayProcess } from './lib/gateway-process.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
-import { bulkMessage } from './lib/mailbox.ts';
+import { startBulkBackend } from './lib/bulk-backend.ts';
 import { bulkRetr, sessionRate, type Target } from './lib/measure.ts';
 
 const { values } = parseArgs({ options: {
@@ -31,12 +29,7 @@ const ALICE = { user: 'alice', password: 'alice-secret' };
 
 const { dir, live, cleanup } = openRunScope('profile', log);
 try {
-  const dc = await startDovecot();
-  live.dovecot = dc;
-  dc.addMessage('alice', bulkMessage(mib * 1024 * 1024, 'big'));
-  dc.addMessage('bob', 'Subject: hi\r\n\r\nHello.\r\n');
-  const cert = await makeCert({ commonName: 'localhost' });
-  const endpoint = (port: number) => ({ host: '127.0.0.1', port, tls: 'implicit' as const, ca: cert.caPem, servername: 'localhost' });
+  const { dovecot: dc, cert, endpoint } = await startBulkBackend(mib, (d) => (live.dovecot = d));
   const results: string[] = [];
   for (const work of (['sessions', 'bulk'] as const).filter((w) => values.only === undefined || values.only === w)) {
     for (const who of (['pipe', 'gateway'] as const).filter((w) => w === 'gateway' || values['no-pipe'] !== true)) {
