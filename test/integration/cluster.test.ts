@@ -128,14 +128,18 @@ describe('gateway with workers: 2 (real CLI, real Dovecot)', () => {
     await dovecot?.stop();
   });
 
-  it('prints one listening line per listener from the primary once both workers are ready', () => {
+  it('prints one listening line per listener from the primary once both workers are ready', async () => {
     expect(workerPids).toHaveLength(2);
     expect(new Set(workerPids).size).toBe(2);
     expect(workerPids).not.toContain(gw.pid);
     const primary = gw.logs.find({ msg: 'listening', role: 'primary' }).filter((l) => l.listener !== 'admin');
     expect(primary.map((l) => [l.listener, l.port])).toEqual([['pop3s', port.pop3s], ['pop3', port.pop3]]);
-    // each worker logged its own lines too, with its own pid
-    for (const pid of workerPids) expect(gw.logs.find({ msg: 'listening', pid, listener: 'pop3s' })).toHaveLength(1);
+    // each worker logged its own lines too, with its own pid (log lines are written in batches of
+    // up to 20 ms, so a worker's own line may reach stdout after the primary's)
+    for (const pid of workerPids) {
+      await gw.logs.waitFor((l) => l.msg === 'listening' && l.pid === pid && l.listener === 'pop3s');
+      expect(gw.logs.find({ msg: 'listening', pid, listener: 'pop3s' })).toHaveLength(1);
+    }
   });
 
   it('spreads connections over both workers and sums their metrics on the primary', async () => {

@@ -128,7 +128,7 @@ describe('two gateway processes sharing login counters through Redis', () => {
     expect((await attemptLogin(b.port.pop3s!, { ip: '127.0.0.16', user: 'dave', password: 'dave-secret' })).reply).toMatch(/^\+OK/);
     await eventually(() => loginAt(0, '127.0.0.15').length === 1, 'the audit record');
     expect(loginAt(0, '127.0.0.15')[0]).toMatchObject({ reason: 'user-locked' });
-    expect(a.logs.find({ event: 'redis-down' })[0]).toMatchObject({ level: 'warn', redis: `127.0.0.1:${redis.port}` });
+    expect(await a.logs.waitFor((l) => l.event === 'redis-down')).toMatchObject({ level: 'warn', redis: `127.0.0.1:${redis.port}` });
   });
 
   it('reconnects when Redis is back and shares the counters again', async () => {
