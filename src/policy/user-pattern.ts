@@ -30,7 +30,7 @@ export function isRegexPattern(p: string): boolean {
 }
 
 /** True when the name is longer than any login name the gateway accepts (UTF-8 octets). */
-function tooLong(user: string): boolean {
+export function isOverlongUserName(user: string): boolean {
   // A UTF-16 unit is at most 3 octets: short names need no count.
   return user.length * 3 > MAX_USER_NAME_OCTETS && Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS;
 }
@@ -52,13 +52,13 @@ export function compileUserPattern(pattern: string): (user: string) => boolean {
     }
     // Either spelling may match: rules narrow, so matching too much is the safe side.
     return (user) => {
-      if (tooLong(user)) return false;
+      if (isOverlongUserName(user)) return false;
       const n = user.normalize('NFKC').trim();
       return re.test(n) || re.test(n.toLowerCase());
     };
   }
   const want = normalizeUserName(pattern);
-  if (!hasWildcard(want)) return (user) => !tooLong(user) && normalizeUserName(user) === want;
+  if (!hasWildcard(want)) return (user) => !isOverlongUserName(user) && normalizeUserName(user) === want;
   const glob = compileGlob(want);
-  return (user) => !tooLong(user) && glob(Array.from(normalizeUserName(user)));
+  return (user) => !isOverlongUserName(user) && glob(Array.from(normalizeUserName(user)));
 }

@@ -10,7 +10,7 @@ import { sanitizeLine } from '../protocol/response.ts';
 import { Secret, hasForbiddenChars, userFromClientFirst } from '../protocol/sasl.ts';
 import { latin1AsUtf8, type Command } from '../protocol/command.ts';
 import type { AuthTicket, LoginFailureReason } from '../policy/auth-limits.ts';
-import { MAX_USER_NAME_OCTETS } from '../policy/user-pattern.ts';
+import { isOverlongUserName } from '../policy/user-pattern.ts';
 import { authVerdict } from '../policy/commands.ts';
 import type { Verdict } from '../policy/verdict.ts';
 import { LocalSaslExchange, credentialsFromUserPass, isLocalMechanism, offeredMechanisms, type SaslStep } from '../session/sasl-exchange.ts';
@@ -196,7 +196,7 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
     return failLogin(s, null, arrival, 'bad-credential-chars', 'ip');
   }
   // Before any route, rule or counter key sees the name: only the source pays for it.
-  if (user !== null && Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS) return failLogin(s, null, arrival, 'name-too-long', 'ip');
+  if (user !== null && isOverlongUserName(user)) return failLogin(s, null, arrival, 'name-too-long', 'ip');
   if (user !== null && hasForbiddenChars(user)) return failLogin(s, user, arrival, 'bad-credential-chars', 'user');
   if (attempt.kind === 'password' && hasForbiddenChars(attempt.credentials.password.reveal())) {
     return failLogin(s, user, arrival, 'bad-credential-chars', 'user');

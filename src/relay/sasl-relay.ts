@@ -7,7 +7,7 @@
  */
 import { hasForbiddenChars, isCancel, userFromClientFirst } from '../protocol/sasl.ts';
 import type { AuthTicket } from '../policy/auth-limits.ts';
-import { MAX_USER_NAME_OCTETS } from '../policy/user-pattern.ts';
+import { isOverlongUserName } from '../policy/user-pattern.ts';
 import type { Pop3Session } from './session.ts';
 
 export interface RelayState {
@@ -38,7 +38,7 @@ export function endRelay(s: Pop3Session): void {
 export function readUser(mechanism: string, b64: string): string | null {
   // The line is already bounded by limits.saslLine (an OAuth token may be long); parsing is linear.
   const user = userFromClientFirst(mechanism, b64);
-  if (user === null || hasForbiddenChars(user) || Buffer.byteLength(user, 'utf8') > MAX_USER_NAME_OCTETS) return null;
+  if (user === null || hasForbiddenChars(user) || isOverlongUserName(user)) return null;
   return user;
 }
 
