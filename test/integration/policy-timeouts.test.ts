@@ -92,17 +92,22 @@ describe('auth and backendReply timeouts against a scripted backend', () => {
     await eventually(() => gw.auditLines().some((l) => l.event === 'disconnect' && l.reason === 'auth-timeout'), 'the disconnect record');
   });
 
-  it('answers -ERR [SYS/TEMP] soon after the backend stops answering, closes the session and the backend connection', async () => {
-    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
-    await c.login('ok', 'right');
-    expect(await c.command('STAT')).toMatch(/^\+OK/);
-    const mine = conns.at(-1)!;
+  /** RETR 1 gets the backend-timeout reply after backendReply (not before, not much later), then the close. */
+  async function expectBackendTimeout(c: Pop3TestClient): Promise<void> {
     const t0 = Date.now();
     expect(await c.command('RETR 1', 4000)).toBe('-ERR [SYS/TEMP] Mail server did not answer in time.');
     const waited = Date.now() - t0;
     await c.waitClosed(3000);
     expect(waited).toBeGreaterThanOrEqual(400);
     expect(waited).toBeLessThan(2000);
+  }
+
+  it('answers -ERR [SYS/TEMP] soon after the backend stops answering, closes the session and the backend connection', async () => {
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    await c.login('ok', 'right');
+    expect(await c.command('STAT')).toMatch(/^\+OK/);
+    const mine = conns.at(-1)!;
+    await expectBackendTimeout(c);
     await mine.waitClosed(3000);
     expect(receivedLines([mine])).not.toContain('QUIT');
     await eventually(() => gw.auditLines().some((l) => l.event === 'disconnect' && l.reason === 'backend-timeout'), 'the disconnect record');
@@ -117,11 +122,6 @@ describe('auth and backendReply timeouts against a scripted backend', () => {
     expect(await c.command('STAT')).toMatch(/^\+OK/);
     await sleep(1300);
     expect(c.isClosed).toBe(false);
-    const t0 = Date.now();
-    expect(await c.command('RETR 1', 4000)).toBe('-ERR [SYS/TEMP] Mail server did not answer in time.');
-    const waited = Date.now() - t0;
-    await c.waitClosed(3000);
-    expect(waited).toBeGreaterThanOrEqual(400);
-    expect(waited).toBeLessThan(2000);
+    await expectBackendTimeout(c);
   });
 });
