@@ -238,12 +238,15 @@ describe('AuthLimiter: no enumeration, no lockout oracle', () => {
 
   /** What a client can observe of one login, driven only by what the policy returns (the session's path). */
   async function observe(l: AuthLimiter, ip: string, user: string, pw: string, failuresBefore: number) {
-    const c = await l.check(ip, user);
+    // The session's path: charge first, then the backend's verdict settles the ticket.
+    const c = await l.charge(ip, user, pw);
     let reason: LoginFailureReason;
     if (!c.allowed) reason = c.reason;
-    else if (backendAccepts(user, pw)) return { ok: true as const };
-    else {
-      await l.recordFailure(ip, user, pw);
+    else if (backendAccepts(user, pw)) {
+      await l.succeeded(c.ticket);
+      return { ok: true as const };
+    } else {
+      await l.failed(c.ticket);
       reason = 'bad-credentials';
     }
     const v = l.failureVerdict(reason, failuresBefore + 1);
