@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first] [--a-node-args '...'] [--b-node-args '...']`:
+ * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first] [--warm S] [--a-node-args '...'] [--b-node-args '...'] [--a-level L] [--a-audit on|off] [--b-level L] [--b-audit on|off]`:
  * this checkout's gateway (B) against another built checkout's (A, e.g. `git archive` of an older
  * commit with `npm run build`), and the Node TLS pipe, all three running at once in front of one
  * Dovecot. Each round measures every target in a fresh random order (full sessions for S seconds,
@@ -7,6 +7,11 @@
  * shared machine falls on all three alike; prints the median per target and each gateway's
  * median ratio to the pipe of the same round. On a busy machine this is steadier than comparing
  * whole `npm run bench` runs made minutes apart.
+ *
+ * `--a .` with `--a-level warn --a-audit off` (and B at info with the audit) measures what
+ * logging and the audit cost, both sides warmed alike. `--warm S` (default 15): full sessions
+ * against each target before the first round, so the JIT has compiled what a session runs (a
+ * cold gateway costs half again per session in its first seconds; the pipe has less to compile).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -21,7 +26,8 @@ import { loadAverage } from './lib/proc-stats.ts';
 const { values } = parseArgs({ options: {
   a: { type: 'string' }, rounds: { type: 'string' }, seconds: { type: 'string' }, mib: { type: 'string' },
   noops: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' }, 'bulk-first': { type: 'boolean' },
-  'a-node-args': { type: 'string' }, 'b-node-args': { type: 'string' },
+  'a-node-args': { type: 'string' }, 'b-node-args': { type: 'string' }, warm: { type: 'string' },
+  'a-level': { type: 'string' }, 'a-audit': { type: 'string' }, 'b-level': { type: 'string' }, 'b-audit': { type: 'string' },
 } });
 if (values.a === undefined) throw new Error('--a DIR (a built checkout to compare against) is required');
 const rootA = path.resolve(values.a);
@@ -32,6 +38,13 @@ const mib = Number(values.mib ?? 20);
 const noops = Number(values.noops ?? 500);
 const level = values.level === 'warn' ? 'warn' : 'info';
 const audit = values['no-audit'] !== true;
+const warmS = Number(values.warm ?? 15);
+const sideLevel = (v: string | undefined): 'warn' | 'info' => (v === undefined ? level : v === 'warn' ? 'warn' : 'info');
+const sideAudit = (v: string | undefined): boolean => (v === undefined ? audit : v === 'on');
+const sides = [
+  { root: rootA, args: values['a-node-args'], level: sideLevel(values['a-level']), audit: sideAudit(values['a-audit']) },
+  { root: undefined, args: values['b-node-args'], level: sideLevel(values['b-level']), audit: sideAudit(values['b-audit']) },
+];
 /** RETR before the session burst in each turn, so the burst's leftovers (GC, batched writes) fall outside the bulk window. */
 const bulkFirst = values['bulk-first'] === true;
 const log = (l: string) => process.stderr.write(`[ab ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
@@ -53,7 +66,7 @@ try {
   const pipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
   stops.push(() => pipe.stop());
   const gws = [];
-  for (const [root, args] of [[rootA, values['a-node-args']], [undefined, values['b-node-args']]] as const) {
+  for (const { root, args, level, audit } of sides) {
     const g = await startGatewayProcess({
       dir: fs.mkdtempSync(path.join(dir, 'gw-')), backendPort: dc.port, certFile: cert.certFile, keyFile: cert.keyFile, level, audit, root,
       nodeArgs: args === undefined ? [] : args.split(/\s+/).filter((a) => a !== ''),
@@ -70,7 +83,7 @@ try {
   const loads: number[] = [];
   // One unmeasured pass each: JIT, Dovecot's index, page cache.
   for (const k of ['pipe', 'A', 'B'] as const) {
-    await sessionRate(targets[k], BOB, 8, 500);
+    await sessionRate(targets[k], BOB, 8, Math.max(500, warmS * 1000));
     await bulkRetr(targets[k], ALICE, mib, 1);
   }
   for (let r = 0; r < rounds; r++) {
@@ -92,7 +105,7 @@ try {
   const ratio = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] / samples.pipe[i]![f]));
   const diff = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] - samples.pipe[i]![f]));
   const out = [
-    `A = ${rootA} ${values['a-node-args'] ?? ''}, B = this checkout ${values['b-node-args'] ?? ''}; level ${level}, audit ${audit ? 'on' : 'off'}; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    `A = ${rootA} ${values['a-node-args'] ?? ''} (${sides[0]!.level}, audit ${sides[0]!.audit ? 'on' : 'off'}), B = this checkout ${values['b-node-args'] ?? ''} (${sides[1]!.level}, audit ${sides[1]!.audit ? 'on' : 'off'}); warmed ${warmS} s each; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
     '| median of rounds | pipe | A | B | A ÷ pipe | B ÷ pipe |',
     '|---|---|---|---|---|---|',
     `| CPU ms per session | ${field('pipe', 'sessionMs').toFixed(2)} | ${field('A', 'sessionMs').toFixed(2)} | ${field('B', 'sessionMs').toFixed(2)} | ${ratio('A', 'sessionMs').toFixed(2)}× | ${ratio('B', 'sessionMs').toFixed(2)}× |`,
@@ -100,6 +113,8 @@ try {
     `| sessions/s | ${field('pipe', 'perSec').toFixed(0)} | ${field('A', 'perSec').toFixed(0)} | ${field('B', 'perSec').toFixed(0)} | ${ratio('A', 'perSec').toFixed(2)}× | ${ratio('B', 'perSec').toFixed(2)}× |`,
     `| NOOP p50 µs (− pipe's) | ${field('pipe', 'noopUs').toFixed(0)} | ${field('A', 'noopUs').toFixed(0)} | ${field('B', 'noopUs').toFixed(0)} | +${diff('A', 'noopUs').toFixed(0)} | +${diff('B', 'noopUs').toFixed(0)} |`,
   ];
+  const overA = (f: keyof Sample) => median(samples.B.map((x, i) => x[f] / samples.A[i]![f]));
+  out.push(`B ÷ A (median of rounds): CPU per session ${overA('sessionMs').toFixed(3)}×, CPU per GiB ${overA('gibS').toFixed(3)}×`);
   process.stdout.write(`${out.join('\n')}\n`);
 } finally {
   for (const stop of stops) await stop().catch(() => undefined);

@@ -11,7 +11,9 @@
  *
  * Options: --seconds N (sessions/s window, default 8), --concurrency N (8),
  * --big-mib N (100), --repeats N (5), --idle N (500), --noops N (2000),
- * --no-info (skip the info+audit variant), --quick (a short smoke run),
+ * --no-info (skip the info+audit variant), --quick (a short smoke run), --warm N (seconds of
+ * unmeasured full sessions against each proxy before its first measurement, default 12: the
+ * steady state of a long-running proxy, not its JIT warm-up; 0 measures a cold process),
  * --profile DIR (run the gateway with --cpu-prof, profiles written to DIR on exit),
  * --no-reference (skip the reference column: a bare Node TLS pipe proxy, see lib/pipe-proxy.ts).
  */
@@ -44,6 +46,7 @@ interface Settings {
   idle: number;
   idleBatch: number;
   noops: number;
+  warmSeconds: number;
   infoVariant: boolean;
   reference: boolean;
   profileDir: string | null;
@@ -55,7 +58,7 @@ function readSettings(): Settings {
       seconds: { type: 'string' }, concurrency: { type: 'string' }, 'big-mib': { type: 'string' },
       repeats: { type: 'string' }, idle: { type: 'string' }, noops: { type: 'string' },
       'no-info': { type: 'boolean' }, quick: { type: 'boolean' }, profile: { type: 'string' },
-      'no-reference': { type: 'boolean' },
+      'no-reference': { type: 'boolean' }, warm: { type: 'string' },
     },
   });
   const quick = values.quick === true;
@@ -75,6 +78,7 @@ function readSettings(): Settings {
     idle: n(values.idle, quick ? 100 : 500, 1),
     idleBatch: 50,
     noops: n(values.noops, quick ? 500 : 2000, 10),
+    warmSeconds: n(values.warm, quick ? 1 : 12, 0),
     infoVariant: values['no-info'] !== true,
     reference: values['no-reference'] !== true,
     profileDir: values.profile === undefined ? null : path.resolve(values.profile),
@@ -87,8 +91,15 @@ function log(line: string): void {
 
 async function measureTarget(label: string, t: Target, s: Settings): Promise<TargetResult> {
   const ep = `${t.endpoint.tls === 'none' ? 'plain' : t.endpoint.tls} 127.0.0.1:${t.endpoint.port}`;
+  if (t.gatewayPid !== null && s.warmSeconds > 0) {
+    // A proxy runs for days: what counts is its steady state. A fresh Node process spends its first
+    // thousands of sessions compiling (V8 optimises a function only after many calls), and the
+    // gateway, with more code on a session's path than the pipe, pays that longer.
+    log(`${label}: warm-up, full sessions for ${s.warmSeconds} s (not measured)`);
+    await sessionRate(t, BOB, s.concurrency, s.warmSeconds * 1000);
+  }
   log(`${label}: ${s.noops} NOOPs`);
-  const noop = await noopLatency(t, BOB, s.noops);
+  const noop = await noopLatency(t, BOB, s.noops, 1000);
   log(`${label}: full sessions for ${s.seconds} s, ${s.concurrency} concurrent`);
   const sessions = await sessionRate(t, BOB, s.concurrency, s.seconds * 1000);
   log(`${label}: RETR ${s.smallMiB} MiB ×${s.smallRepeats}`);
@@ -215,6 +226,9 @@ async function main(): Promise<number> {
     notes.push(`load generator: ${s.concurrency} sessions at a time from a worker_threads Worker in the bench process; `
       + 'bulk RETR and NOOP clients run on the bench\'s main thread. Client, gateway and Dovecot share the machine\'s cores.');
     const protocols = Object.values(targets).map((t) => `${t.label}: ${t.sessions.tlsProtocol ?? 'none'}`).join(', ');
+    notes.push(s.warmSeconds > 0
+      ? `warm-up: ${s.warmSeconds} s of unmeasured full sessions against each proxy (pipe and gateway) before its measurements (--warm 0: cold).`
+      : 'no warm-up (--warm 0): proxies are measured from a cold start, JIT compilation included.');
     notes.push(`TLS: the client verifies the certificate (RSA 2048, test CA), no session resumption; negotiated ${protocols}.`);
     if (s.reference) {
       notes.push('Node TLS pipe (ref): a bare node:tls server piping each connection to Dovecot\'s plain port, nothing parsed '

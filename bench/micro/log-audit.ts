@@ -50,7 +50,7 @@ async function measure(kind: 'none' | 'log' | 'audit' | 'both'): Promise<number>
   const level = kind === 'log' || kind === 'both' ? 'info' : 'warn';
   const log = createRootLogger(level, dest) as unknown as Logger;
   const cfg = { level, audit: kind === 'audit' || kind === 'both' ? path.join(dir, `audit-${kind}-${Date.now()}.log`) : null,
-    auditHeaders: [], auditPseudonymize: false } as unknown as LoggingConfig;
+    auditHeaders: [], auditPseudonymize: false, auditMode: 0o640 } as unknown as LoggingConfig;
   const audit = cfg.audit === null ? nullAudit : await createAuditSink(cfg, { key: null, log });
   const t0 = process.cpuUsage();
   // 20 sessions per macrotask, as events from many sessions share a loop turn under load.
