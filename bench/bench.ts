@@ -15,6 +15,8 @@
  * unmeasured full sessions against each proxy before its first measurement, default 12: the
  * steady state of a long-running proxy, not its JIT warm-up; 0 measures a cold process),
  * --profile DIR (run the gateway with --cpu-prof, profiles written to DIR on exit),
+ * --interleaved-rounds N / --interleaved-seconds S (CPU per session of the pipe and both variants
+ * in N alternating rounds of S s each, all three running at once: lib/interleaved.ts; default 5 × 4 s, 0 skips),
  * --no-reference (skip the reference column: a bare Node TLS pipe proxy, see lib/pipe-proxy.ts).
  */
 import fs from 'node:fs';
@@ -26,6 +28,7 @@ import { openRunScope } from './lib/run-scope.ts';
 import { REPO_ROOT, startGatewayProcess, type GatewayProcess } from './lib/gateway-process.ts';
 import { collectAndMeasure } from './lib/inspector.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
+import { interleavedSessions, type InterleavedResult } from './lib/interleaved.ts';
 import { bulkMessage } from './lib/mailbox.ts';
 import { bulkRetr, idleMemory, noopLatency, sessionRate, type Target } from './lib/measure.ts';
 import { loadAverage, machineInfo } from './lib/proc-stats.ts';
@@ -47,6 +50,8 @@ interface Settings {
   idleBatch: number;
   noops: number;
   warmSeconds: number;
+  interleavedRounds: number;
+  interleavedSeconds: number;
   infoVariant: boolean;
   reference: boolean;
   profileDir: string | null;
@@ -59,6 +64,7 @@ function readSettings(): Settings {
       repeats: { type: 'string' }, idle: { type: 'string' }, noops: { type: 'string' },
       'no-info': { type: 'boolean' }, quick: { type: 'boolean' }, profile: { type: 'string' },
       'no-reference': { type: 'boolean' }, warm: { type: 'string' },
+      'interleaved-rounds': { type: 'string' }, 'interleaved-seconds': { type: 'string' },
     },
   });
   const quick = values.quick === true;
@@ -79,6 +85,8 @@ function readSettings(): Settings {
     idleBatch: 50,
     noops: n(values.noops, quick ? 500 : 2000, 10),
     warmSeconds: n(values.warm, quick ? 1 : 12, 0),
+    interleavedRounds: n(values['interleaved-rounds'], quick ? 1 : 5, 0),
+    interleavedSeconds: n(values['interleaved-seconds'], quick ? 1 : 4, 0.5),
     infoVariant: values['no-info'] !== true,
     reference: values['no-reference'] !== true,
     profileDir: values.profile === undefined ? null : path.resolve(values.profile),
@@ -223,6 +231,20 @@ async function main(): Promise<number> {
       }
     }
 
+    let interleaved: InterleavedResult | null = null;
+    if (s.reference && s.infoVariant && s.interleavedRounds > 0) {
+      try {
+        interleaved = await interleavedSessions({ dir, dovecot: dc, cert, rounds: s.interleavedRounds, seconds: s.interleavedSeconds,
+          warmSeconds: s.warmSeconds, concurrency: s.concurrency, credentials: BOB, log });
+        notes.push(`CPU per session, alternating rounds: pipe ${interleaved.cpuMsPerSession.pipe.join(' ')}; gateway warn `
+          + `${interleaved.cpuMsPerSession.warn.join(' ')}; gateway info+audit ${interleaved.cpuMsPerSession.info.join(' ')} ms `
+          + `(${interleaved.rounds} rounds of ${interleaved.seconds} s, random order per round, after ${interleaved.warmSeconds} s warm-up each).`);
+      } catch (err) {
+        failed = true;
+        notes.push(`interleaved sessions FAILED: ${(err as Error).message.slice(0, 800)}`);
+      }
+    }
+
     notes.push(`load generator: ${s.concurrency} sessions at a time from a worker_threads Worker in the bench process; `
       + 'bulk RETR and NOOP clients run on the bench\'s main thread. Client, gateway and Dovecot share the machine\'s cores.');
     const protocols = Object.values(targets).map((t) => `${t.label}: ${t.sessions.tlsProtocol ?? 'none'}`).join(', ');
@@ -256,6 +278,7 @@ async function main(): Promise<number> {
       targets,
       comparisons: comparisons(targets),
       issueTargets: { ...ISSUE_TARGETS },
+      interleaved,
     };
     const outDir = path.join(REPO_ROOT, 'bench', 'results');
     fs.mkdirSync(outDir, { recursive: true });

@@ -1,0 +1,104 @@
+/**
+ * CPU per session, the pipe and both gateway variants side by side: all three run at once in
+ * front of one Dovecot, each is warmed, then every round measures each for a few seconds in a
+ * fresh random order. The ratios are medians of per-round ratios, so drift on a shared machine
+ * (another tenant, a slow minute) falls on all three alike instead of on whichever ran last.
+ * On this 2-core machine one sequential window per target varies by ±10 % from run to run;
+ * this phase is what the per-session rows of the verdict table read.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CertFiles } from '../../test/harness/certs.ts';
+import type { DovecotInstance } from '../../test/harness/dovecot.ts';
+import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
+import { sessionRate, type Target } from './measure.ts';
+import { startPipeProxy, type PipeProxy } from './pipe-proxy.ts';
+import { round } from './stats.ts';
+
+export type InterleavedKey = 'pipe' | 'warn' | 'info';
+
+export interface InterleavedResult {
+  rounds: number;
+  seconds: number;
+  warmSeconds: number;
+  /** CPU ms per session of each round, per target. */
+  cpuMsPerSession: Record<InterleavedKey, number[]>;
+  sessionsPerSec: Record<InterleavedKey, number[]>;
+  median: Record<InterleavedKey, number>;
+  /** Medians of the per-round ratios. */
+  warnOverPipe: number;
+  infoOverPipe: number;
+  infoOverWarn: number;
+}
+
+export interface InterleavedOptions {
+  dir: string;
+  dovecot: DovecotInstance;
+  cert: CertFiles;
+  rounds: number;
+  seconds: number;
+  warmSeconds: number;
+  concurrency: number;
+  credentials: { user: string; password: string };
+  log(line: string): void;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+export async function interleavedSessions(o: InterleavedOptions): Promise<InterleavedResult> {
+  const endpoint = (port: number) => ({ host: '127.0.0.1', port, tls: 'implicit' as const, ca: o.cert.caPem, servername: 'localhost' });
+  let pipe: PipeProxy | null = null;
+  const gws: GatewayProcess[] = [];
+  try {
+    pipe = await startPipeProxy(o.cert.certFile, o.cert.keyFile, o.dovecot.port);
+    const gw = async (level: 'warn' | 'info', audit: boolean): Promise<GatewayProcess> => {
+      const g = await startGatewayProcess({ dir: fs.mkdtempSync(path.join(o.dir, `il-${level}-`)), backendPort: o.dovecot.port,
+        certFile: o.cert.certFile, keyFile: o.cert.keyFile, level, audit });
+      gws.push(g);
+      return g;
+    };
+    const warn = await gw('warn', false);
+    const info = await gw('info', true);
+    const targets: Record<InterleavedKey, Target> = {
+      pipe: { name: 'pipe', endpoint: endpoint(pipe.port), gatewayPid: pipe.pid, dovecotPid: o.dovecot.pid },
+      warn: { name: 'warn', endpoint: endpoint(warn.ports.pop3s), gatewayPid: warn.pid, dovecotPid: o.dovecot.pid },
+      info: { name: 'info', endpoint: endpoint(info.ports.pop3s), gatewayPid: info.pid, dovecotPid: o.dovecot.pid },
+    };
+    const keys: InterleavedKey[] = ['pipe', 'warn', 'info'];
+    for (const k of keys) {
+      o.log(`interleaved: warm-up of ${k}, ${o.warmSeconds} s`);
+      await sessionRate(targets[k], o.credentials, o.concurrency, Math.max(500, o.warmSeconds * 1000));
+    }
+    const cpu: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
+    const rate: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
+    for (let r = 0; r < o.rounds; r++) {
+      const order = [...keys].sort(() => Math.random() - 0.5);
+      for (const k of order) {
+        const res = await sessionRate(targets[k], o.credentials, o.concurrency, o.seconds * 1000);
+        if (res.errors > 0) throw new Error(`interleaved ${k}: ${res.errors} session errors (${res.errorSamples.join('; ')})`);
+        cpu[k].push(res.gatewayCpuMsPerSession ?? NaN);
+        rate[k].push(res.perSecond);
+      }
+      o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}`);
+    }
+    const perRound = (a: InterleavedKey, b: InterleavedKey) => round(median(cpu[a].map((x, i) => x / cpu[b][i]!)), 3);
+    return {
+      rounds: o.rounds,
+      seconds: o.seconds,
+      warmSeconds: o.warmSeconds,
+      cpuMsPerSession: cpu,
+      sessionsPerSec: rate,
+      median: { pipe: round(median(cpu.pipe), 2), warn: round(median(cpu.warn), 2), info: round(median(cpu.info), 2) },
+      warnOverPipe: perRound('warn', 'pipe'),
+      infoOverPipe: perRound('info', 'pipe'),
+      infoOverWarn: perRound('info', 'warn'),
+    };
+  } finally {
+    for (const g of gws) await g.stop().catch(() => undefined);
+    await pipe?.stop().catch(() => undefined);
+  }
+}
