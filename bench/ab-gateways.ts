@@ -8,6 +8,8 @@
  * median ratio to the pipe of the same round. On a busy machine this is steadier than comparing
  * whole `npm run bench` runs made minutes apart.
  *
+ * `--b DIR` runs B from another built checkout too; `--a-env K=V` / `--b-env K=V` (repeatable) set
+ * environment variables for one side only. The gateways' stdout goes to a file (`--log-pipe`: to a pipe read by this process, as before).
  * `--a .` with `--a-level warn --a-audit off` (and B at info with the audit) measures what
  * logging and the audit cost, both sides warmed alike. `--warm S` (default 15): full sessions
  * against each target before the first round, so the JIT has compiled what a session runs (a
@@ -27,7 +29,8 @@ const { values } = parseArgs({ options: {
   a: { type: 'string' }, rounds: { type: 'string' }, seconds: { type: 'string' }, mib: { type: 'string' },
   noops: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' }, 'bulk-first': { type: 'boolean' },
   'a-node-args': { type: 'string' }, 'b-node-args': { type: 'string' }, warm: { type: 'string' },
-  'a-level': { type: 'string' }, 'a-audit': { type: 'string' }, 'b-level': { type: 'string' }, 'b-audit': { type: 'string' },
+  'log-pipe': { type: 'boolean' }, 'a-level': { type: 'string' }, b: { type: 'string' },
+  'a-env': { type: 'string', multiple: true }, 'b-env': { type: 'string', multiple: true }, 'a-audit': { type: 'string' }, 'b-level': { type: 'string' }, 'b-audit': { type: 'string' },
 } });
 if (values.a === undefined) throw new Error('--a DIR (a built checkout to compare against) is required');
 const rootA = path.resolve(values.a);
@@ -41,9 +44,12 @@ const audit = values['no-audit'] !== true;
 const warmS = Number(values.warm ?? 15);
 const sideLevel = (v: string | undefined): 'warn' | 'info' => (v === undefined ? level : v === 'warn' ? 'warn' : 'info');
 const sideAudit = (v: string | undefined): boolean => (v === undefined ? audit : v === 'on');
+const envOf = (pairs: string[] | undefined): Record<string, string> | undefined =>
+  pairs === undefined ? undefined : Object.fromEntries(pairs.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
 const sides = [
-  { root: rootA, args: values['a-node-args'], level: sideLevel(values['a-level']), audit: sideAudit(values['a-audit']) },
-  { root: undefined, args: values['b-node-args'], level: sideLevel(values['b-level']), audit: sideAudit(values['b-audit']) },
+  { root: rootA, args: values['a-node-args'], level: sideLevel(values['a-level']), audit: sideAudit(values['a-audit']), env: envOf(values['a-env']) },
+  { root: values.b === undefined ? undefined : path.resolve(values.b), args: values['b-node-args'], level: sideLevel(values['b-level']),
+    audit: sideAudit(values['b-audit']), env: envOf(values['b-env']) },
 ];
 /** RETR before the session burst in each turn, so the burst's leftovers (GC, batched writes) fall outside the bulk window. */
 const bulkFirst = values['bulk-first'] === true;
@@ -66,9 +72,10 @@ try {
   const pipe = await startPipeProxy(cert.certFile, cert.keyFile, dc.port);
   stops.push(() => pipe.stop());
   const gws = [];
-  for (const { root, args, level, audit } of sides) {
+  for (const { root, args, level, audit, env } of sides) {
     const g = await startGatewayProcess({
       dir: fs.mkdtempSync(path.join(dir, 'gw-')), backendPort: dc.port, certFile: cert.certFile, keyFile: cert.keyFile, level, audit, root,
+      logToFile: values['log-pipe'] !== true, env,
       nodeArgs: args === undefined ? [] : args.split(/\s+/).filter((a) => a !== ''),
     });
     stops.push(() => g.stop());

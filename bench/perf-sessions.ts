@@ -60,9 +60,8 @@ try {
     process.stdout.write(lines(report(['--sort', 'dso', '-g', 'none'])).slice(0, 12).join('\n') + '\n-- by symbol\n');
     process.stdout.write(lines(report(['--sort', 'dso,sym', '-g', 'none'])).slice(0, top).join('\n') + '\n');
     fs.mkdirSync('.bench', { recursive: true });
-    fs.copyFileSync(data, path.join('.bench', `${w}.perf.data`));
+    fs.copyFileSync(data, path.join('.bench', `${w}${w === 'pipe' ? '' : `-${level}${audit ? '-audit' : ''}`}.perf.data`));
     await stop();
-    fs.rmSync(`/tmp/perf-${t.gatewayPid}.map`, { force: true });
   }
 } finally {
   await cleanup();

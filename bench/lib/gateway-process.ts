@@ -34,6 +34,15 @@ export interface GatewayProcessOptions {
   source?: boolean;
   /** Start with `--inspect=127.0.0.1:0` (for a forced GC and memoryUsage(); see inspector.ts). */
   inspect?: boolean;
+  /**
+   * Send the gateway's stdout (its JSON log) to a file in `dir` instead of a pipe read here. The
+   * bench's clients run in this process: reading a pipe fed by an info-level gateway while they
+   * measure puts the log's consumer (journald's part, in production) on the client's cores and
+   * in the gateway's figures. Counts and the tail read the file when asked. Readiness is by port.
+   */
+  logToFile?: boolean;
+  /** Extra environment variables for the gateway process (A/B experiments on one build). */
+  env?: Record<string, string>;
 }
 
 export interface GatewayProcess {
@@ -104,8 +113,14 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
 
   // As the systemd unit and `npm start` run it, unless the caller chose a GC mode itself.
   const gcArgs = opts.source === true || (opts.nodeArgs ?? []).some((a) => /single-threaded-gc/.test(a)) ? [] : ['--single-threaded-gc'];
+  const logFile = opts.logToFile === true ? path.join(opts.dir, 'stdout.log') : null;
+  const logFd = logFile === null ? null : fs.openSync(logFile, 'a');
   const child = spawnServer(process.execPath, [...gcArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
-    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile], { cwd: opts.root ?? REPO_ROOT });
+    ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile],
+  { cwd: opts.root ?? REPO_ROOT, ...(logFd === null ? {} : { stdio: ['ignore', logFd, 'pipe'] }),
+    ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }) });
+  if (logFd !== null) fs.closeSync(logFd);
+  let logFileOffset = 0;
   const counts: Record<string, number> = {};
   const events: Record<string, number> = {};
   const tail: string[] = [];
@@ -143,6 +158,11 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   let ready = false;
   const unparsed: string[] = [];
   const parsePending = (): void => {
+    if (logFile !== null) {
+      const buf = fs.readFileSync(logFile);
+      unparsed.push(buf.subarray(logFileOffset).toString('utf8'));
+      logFileOffset = buf.length;
+    }
     const text = unparsed.join('');
     unparsed.length = 0;
     const lines = (stdoutRest + text).split('\n');
@@ -172,7 +192,7 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
 
   const timeoutMs = opts.startTimeoutMs ?? 20_000;
   try {
-    await waitReady(child, () => exitInfo, timeoutMs, opts.level === 'info'
+    await waitReady(child, () => exitInfo, timeoutMs, opts.level === 'info' && logFile === null
       ? new Promise<void>((resolve) => {
         onListening = () => {
           if (listening.has('pop3s') && listening.has('pop3')) resolve();
