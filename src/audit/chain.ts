@@ -54,16 +54,25 @@ export class AuditChain {
 
   /** The JSON line (no newline) for `record`, with `seq`, `prev` and `hash` appended. */
   seal(record: object): string {
-    const seq = this.seq + 1;
     // The chain owns these three names; a record that carried them would not verify.
     const body: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(record)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') body[k] = v;
-    body.seq = seq;
-    body.prev = this.prev;
-    const hash = hashRecord(this.prev, body);
+    for (const k of Object.keys(record)) if (k !== 'seq' && k !== 'prev' && k !== 'hash') body[k] = (record as Record<string, unknown>)[k];
+    return this.sealOwned(body);
+  }
+
+  /**
+   * seal() for a record built for this call alone (the sink's): `seq` and `prev` are added to it
+   * in place, saving a copy per record. One that already carries a chain name is copied after all.
+   */
+  sealOwned(record: Record<string, unknown>): string {
+    if (Object.hasOwn(record, 'seq') || Object.hasOwn(record, 'prev') || Object.hasOwn(record, 'hash')) return this.seal(record);
+    const seq = this.seq + 1;
+    record.seq = seq;
+    record.prev = this.prev;
+    const hash = hashRecord(this.prev, record);
     // The line keeps the record's own key order (`time` first) with `hash` last: the body's JSON
     // with the hash spliced in before its closing brace, rather than a copy stringified again.
-    const json = JSON.stringify(body);
+    const json = JSON.stringify(record);
     const line = `${json.slice(0, -1)},"hash":"${hash}"}`;
     this.seq = seq;
     this.prev = hash;
@@ -117,6 +126,9 @@ const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 function sortedKeys(obj: object): string[] {
   const keys = Object.keys(obj);
   if (keys.length < 2) return keys;
+  // Object.keys lists array-index keys first: none unless the first key starts with a digit.
+  const c = keys[0]!.charCodeAt(0);
+  if (c < 0x30 || c > 0x39) return keys.sort();
   const index: string[] = [];
   const named: string[] = [];
   for (const k of keys) (ARRAY_INDEX.test(k) && Number(k) < 4294967295 ? index : named).push(k);

@@ -194,7 +194,7 @@ class FileAuditSink implements AuditSink {
       return;
     }
     try {
-      this.writeRaw(this.chain.seal(this.prepare(fields)) + '\n');
+      this.writeRaw(this.chain.sealOwned(this.prepare(fields)) + '\n');
     } catch (err) {
       // Never into the relay: an audit failure is logged, the session goes on.
       this.log.error({ event: 'audit-error', err: (err as Error).message }, 'audit record not written');

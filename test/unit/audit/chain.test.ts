@@ -59,6 +59,18 @@ describe('audit hash chain', () => {
     ]);
   });
 
+  it('sealOwned gives the same line as seal without copying, and copies a record that carries a chain name', () => {
+    const a = new AuditChain();
+    const b = new AuditChain();
+    const rec = () => ({ time: '2024-05-01T00:00:00.000Z', event: 'login', user: 'bob', detail: { z: 1, a: 2 } });
+    const owned: Record<string, unknown> = rec();
+    expect(b.sealOwned(owned)).toBe(a.seal(rec()));
+    expect(owned).toMatchObject({ seq: 1, prev: GENESIS });
+    const carrying: Record<string, unknown> = { ...rec(), seq: 99, hash: 'forged' };
+    expect(b.sealOwned(carrying)).toBe(a.seal({ ...rec(), seq: 99, hash: 'forged' }));
+    expect(carrying).toMatchObject({ seq: 99, hash: 'forged' });
+  });
+
   it('an intact chain verifies and reports its head', () => {
     const lines = sealed(5);
     const r = verifyLines(lines);
