@@ -81,6 +81,8 @@ export class Pop3Session {
   private quitConfirmed = false;
   private loggedOut = false;
   private resolveClosed!: () => void;
+  /** `ip:port` of the client, `[ip]:port` for IPv6. */
+  readonly clientLabel: string;
   readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(
@@ -91,27 +93,27 @@ export class Pop3Session {
   ) {
     this.client = socket;
     this.tlsProtocol = tlsProtocol;
+    // `ip:port`, with IPv6 in brackets so the port is unambiguous.
+    this.clientLabel = address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
     // The client address on every line (bound once, serialised once): a failed-login line
     // names its source for journald-based fail2ban and for whoever reads the log.
     this.log = deps.log.child({ session: this.id, listener: deps.listener.name, client: this.clientLabel });
     this.decoder = new LineDecoder(deps.config.limits.commandLine);
   }
 
+  /** Who and where, for every audit record; rebuilt only when the user or the TLS state changes. */
   get context(): SessionContext {
-    const ctx = {
-      session: this.id,
-      listener: this.deps.listener.name,
-      client: this.clientLabel,
-      tls: this.tlsProtocol,
-    };
-    return this.user === null ? ctx : { ...ctx, user: this.user };
+    const c = this.ctx;
+    const user = this.user ?? undefined;
+    if (c !== null && c.user === user && c.tls === this.tlsProtocol) return c;
+    const ctx: SessionContext = user === undefined
+      ? { session: this.id, listener: this.deps.listener.name, client: this.clientLabel, tls: this.tlsProtocol }
+      : { session: this.id, listener: this.deps.listener.name, client: this.clientLabel, tls: this.tlsProtocol, user };
+    this.ctx = ctx;
+    return ctx;
   }
 
-  /** `ip:port`, with IPv6 in brackets so the port is unambiguous. */
-  get clientLabel(): string {
-    const { ip, port } = this.address;
-    return ip.includes(':') ? `[${ip}]:${port}` : `${ip}:${port}`;
-  }
+  private ctx: SessionContext | null = null;
 
   /** The backend connection, once there is one. */
   get backend(): BackendLease | null {
