@@ -16,7 +16,7 @@
  * steady state of a long-running proxy, not its JIT warm-up; 0 measures a cold process),
  * --profile DIR (run the gateway with --cpu-prof, profiles written to DIR on exit),
  * --interleaved-rounds N / --interleaved-seconds S (CPU per session of the pipe and both variants
- * in N alternating rounds of S s each, all three running at once: lib/interleaved.ts; default 5 × 4 s, 0 skips),
+ * in N alternating rounds of S s each, all three running at once: lib/interleaved.ts; default 7 × 4 s, 0 skips),
  * --no-reference (skip the reference column: a bare Node TLS pipe proxy, see lib/pipe-proxy.ts).
  */
 import fs from 'node:fs';
@@ -85,7 +85,7 @@ function readSettings(): Settings {
     idleBatch: 50,
     noops: n(values.noops, quick ? 500 : 2000, 10),
     warmSeconds: n(values.warm, quick ? 1 : 12, 0),
-    interleavedRounds: n(values['interleaved-rounds'], quick ? 1 : 5, 0),
+    interleavedRounds: n(values['interleaved-rounds'], quick ? 1 : 7, 0),
     interleavedSeconds: n(values['interleaved-seconds'], quick ? 1 : 4, 0.5),
     infoVariant: values['no-info'] !== true,
     reference: values['no-reference'] !== true,
@@ -135,7 +135,7 @@ async function measureGateway(v: Variant, dir: string, dc: DovecotInstance, cert
     log(`starting the gateway: level ${v.level}, audit ${v.audit ? 'on' : 'off'}${inspect ? ', inspector on (memory only)' : ''}`);
     const vdir = fs.mkdtempSync(path.join(dir, `${v.key}-`));
     const gw = await startGatewayProcess({
-      dir: vdir, backendPort: dc.port, certFile: cert.certFile, keyFile: cert.keyFile, level: v.level, audit: v.audit, inspect,
+      dir: vdir, backendPort: dc.port, certFile: cert.certFile, keyFile: cert.keyFile, level: v.level, audit: v.audit, inspect, logToFile: true,
       nodeArgs: s.profileDir === null || inspect ? [] : ['--cpu-prof', `--cpu-prof-dir=${path.join(s.profileDir, v.key)}`],
     });
     live.gateway = gw;
@@ -235,10 +235,11 @@ async function main(): Promise<number> {
     if (s.reference && s.infoVariant && s.interleavedRounds > 0) {
       try {
         interleaved = await interleavedSessions({ dir, dovecot: dc, cert, rounds: s.interleavedRounds, seconds: s.interleavedSeconds,
-          warmSeconds: s.warmSeconds, concurrency: s.concurrency, credentials: BOB, log });
+          warmSeconds: s.warmSeconds, concurrency: s.concurrency, noops: Math.min(s.noops, 1000), credentials: BOB, log });
         notes.push(`CPU per session, alternating rounds: pipe ${interleaved.cpuMsPerSession.pipe.join(' ')}; gateway warn `
           + `${interleaved.cpuMsPerSession.warn.join(' ')}; gateway info+audit ${interleaved.cpuMsPerSession.info.join(' ')} ms `
-          + `(${interleaved.rounds} rounds of ${interleaved.seconds} s, random order per round, after ${interleaved.warmSeconds} s warm-up each).`);
+          + `(${interleaved.rounds} rounds of ${interleaved.seconds} s, random order per round, after ${interleaved.warmSeconds} s warm-up each); `
+          + `NOOP p50 µs: pipe ${interleaved.noopP50Us.pipe.join(' ')}; warn ${interleaved.noopP50Us.warn.join(' ')}; info+audit ${interleaved.noopP50Us.info.join(' ')}.`);
       } catch (err) {
         failed = true;
         notes.push(`interleaved sessions FAILED: ${(err as Error).message.slice(0, 800)}`);

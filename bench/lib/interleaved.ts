@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { CertFiles } from '../../test/harness/certs.ts';
 import type { DovecotInstance } from '../../test/harness/dovecot.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
-import { sessionRate, type Target } from './measure.ts';
+import { noopLatency, sessionRate, type Target } from './measure.ts';
 import { startPipeProxy, type PipeProxy } from './pipe-proxy.ts';
 import { round } from './stats.ts';
 
@@ -24,7 +24,14 @@ export interface InterleavedResult {
   /** CPU ms per session of each round, per target. */
   cpuMsPerSession: Record<InterleavedKey, number[]>;
   sessionsPerSec: Record<InterleavedKey, number[]>;
+  /** NOOP round-trip p50 of each round (µs), per target: `noops` sequential NOOPs after the session burst. */
+  noopP50Us: Record<InterleavedKey, number[]>;
+  noops: number;
   median: Record<InterleavedKey, number>;
+  noopMedianUs: Record<InterleavedKey, number>;
+  /** Medians of the per-round differences, µs. */
+  warnNoopOverPipeUs: number;
+  infoNoopOverPipeUs: number;
   /** Medians of the per-round ratios. */
   warnOverPipe: number;
   infoOverPipe: number;
@@ -39,6 +46,8 @@ export interface InterleavedOptions {
   seconds: number;
   warmSeconds: number;
   concurrency: number;
+  /** NOOPs per target per round (0: none). */
+  noops: number;
   credentials: { user: string; password: string };
   log(line: string): void;
 }
@@ -57,7 +66,7 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     pipe = await startPipeProxy(o.cert.certFile, o.cert.keyFile, o.dovecot.port);
     const gw = async (level: 'warn' | 'info', audit: boolean): Promise<GatewayProcess> => {
       const g = await startGatewayProcess({ dir: fs.mkdtempSync(path.join(o.dir, `il-${level}-`)), backendPort: o.dovecot.port,
-        certFile: o.cert.certFile, keyFile: o.cert.keyFile, level, audit });
+        certFile: o.cert.certFile, keyFile: o.cert.keyFile, level, audit, logToFile: true });
       gws.push(g);
       return g;
     };
@@ -75,6 +84,7 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     }
     const cpu: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const rate: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
+    const noop: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     for (let r = 0; r < o.rounds; r++) {
       const order = [...keys].sort(() => Math.random() - 0.5);
       for (const k of order) {
@@ -82,16 +92,23 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
         if (res.errors > 0) throw new Error(`interleaved ${k}: ${res.errors} session errors (${res.errorSamples.join('; ')})`);
         cpu[k].push(res.gatewayCpuMsPerSession ?? NaN);
         rate[k].push(res.perSecond);
+        if (o.noops > 0) noop[k].push((await noopLatency(targets[k], o.credentials, o.noops, 200)).p50Us);
       }
       o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}`);
     }
     const perRound = (a: InterleavedKey, b: InterleavedKey) => round(median(cpu[a].map((x, i) => x / cpu[b][i]!)), 3);
+    const noopOver = (a: InterleavedKey) => round(median(noop[a].map((x, i) => x - noop.pipe[i]!)), 1);
     return {
       rounds: o.rounds,
       seconds: o.seconds,
       warmSeconds: o.warmSeconds,
       cpuMsPerSession: cpu,
       sessionsPerSec: rate,
+      noopP50Us: noop,
+      noops: o.noops,
+      noopMedianUs: { pipe: round(median(noop.pipe), 1), warn: round(median(noop.warn), 1), info: round(median(noop.info), 1) },
+      warnNoopOverPipeUs: noopOver('warn'),
+      infoNoopOverPipeUs: noopOver('info'),
       median: { pipe: round(median(cpu.pipe), 2), warn: round(median(cpu.warn), 2), info: round(median(cpu.info), 2) },
       warnOverPipe: perRound('warn', 'pipe'),
       infoOverPipe: perRound('info', 'pipe'),
