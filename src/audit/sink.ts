@@ -17,6 +17,14 @@
  *
  * One writer per file: with several worker processes each needs its own file (or the primary
  * writes for all), or the chains interleave.
+ *
+ * Sealing is batched: a record is stamped (`time`) and prepared when written, and sealed with
+ * the others of the last `SEAL_DELAY_MS` (or `SEAL_BATCH` records) in one pass, in the order
+ * written, then handed to the destination and flushed. Sealed one by one, in between the
+ * session work that produced them, records cost several times what they cost in a tight loop
+ * (measured in alternating rounds: 3.6 % of CPU per full session). A record reaches the file
+ * at most ~20 ms after it was written, as before; flush(), close(), reopen() and process exit
+ * seal what is pending first. With `sync` (tests) every record is sealed and written at once.
  */
 import { closeSync, constants, fchmodSync, openSync } from 'node:fs';
 import { mkdir, open, stat } from 'node:fs/promises';
@@ -62,6 +70,10 @@ export interface AuditSinkOptions {
 }
 
 const DEFAULT_MAX_BUFFER = 64 * 1024 * 1024;
+/** Records wait at most this long to be sealed with the others. */
+const SEAL_DELAY_MS = 20;
+/** Past this many pending records they are sealed at once. */
+const SEAL_BATCH = 64;
 /** The tail read to find the chain head; grows once if a huge record hides the last line. */
 const TAIL_BYTES = [64 * 1024, 4 * 1024 * 1024];
 
@@ -110,6 +122,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
     log: opts.log,
     now: opts.now ?? (() => new Date()),
     onError: opts.onError ?? (() => undefined),
+    sealDelayMs: opts.sync === true ? 0 : SEAL_DELAY_MS,
   });
   // A torn last line (crash mid-write) must not swallow the first new record.
   if (start.needsNewline) sink.writeRaw('\n');
@@ -162,18 +175,26 @@ class FileAuditSink implements AuditSink {
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly onError: () => void;
+  /** 0: seal each record as it is written. */
+  private readonly sealDelayMs: number;
+  /** Prepared records waiting to be sealed, in the order written. */
+  private pending: Record<string, unknown>[] = [];
+  private sealTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly file: string,
     private readonly mode: number,
     private readonly dest: Destination,
     private readonly chain: AuditChain,
-    deps: { pseudonymize: Pseudonymizer; log: Logger; now: () => Date; onError: () => void },
+    deps: { pseudonymize: Pseudonymizer; log: Logger; now: () => Date; onError: () => void; sealDelayMs: number },
   ) {
     this.pseudonymize = deps.pseudonymize;
     this.onError = deps.onError;
     this.log = deps.log;
     this.now = deps.now;
+    this.sealDelayMs = deps.sealDelayMs;
+    // Before the destination's own exit hook writes out its buffer synchronously.
+    if (this.sealDelayMs > 0) process.prependListener('exit', this.sealOnExit);
     dest.on('write', (n: number) => this.settle(n));
     dest.on('drop', (data: string | Buffer) => {
       this.settle(Buffer.byteLength(data));
@@ -194,12 +215,54 @@ class FileAuditSink implements AuditSink {
       return;
     }
     try {
-      this.writeRaw(this.chain.sealOwned(this.prepare(fields)) + '\n');
+      const rec = this.prepare(fields);
+      if (this.sealDelayMs <= 0) {
+        this.writeRaw(this.chain.sealOwned(rec) + '\n');
+        return;
+      }
+      this.pending.push(rec);
+      if (this.pending.length >= SEAL_BATCH) this.sealPending();
+      else if (this.sealTimer === null) {
+        this.sealTimer = setTimeout(this.sealPending, this.sealDelayMs);
+        this.sealTimer.unref();
+      }
     } catch (err) {
-      // Never into the relay: an audit failure is logged, the session goes on.
-      this.log.error({ event: 'audit-error', err: (err as Error).message }, 'audit record not written');
-      this.onError();
+      this.recordFailed(err);
     }
+  }
+
+  /** Seals every pending record in the order written, hands the lines over and writes them out. */
+  private readonly sealPending = (): void => this.sealNow(true);
+  /** At exit the destination's own hook writes its buffer synchronously: no async write may start here. */
+  private readonly sealOnExit = (): void => this.sealNow(false);
+
+  private sealNow(writeOut: boolean): void {
+    if (this.sealTimer !== null) {
+      clearTimeout(this.sealTimer);
+      this.sealTimer = null;
+    }
+    if (this.pending.length === 0) return;
+    const recs = this.pending;
+    this.pending = [];
+    let handed = false;
+    for (const rec of recs) {
+      try {
+        // One destination write per record: a full buffer then drops (and counts) single records.
+        this.writeRaw(`${this.chain.sealOwned(rec)}\n`);
+        handed = true;
+      } catch (err) {
+        // A timer callback must not throw: that would take the process down, not just the record.
+        this.recordFailed(err);
+      }
+    }
+    // The destination would wait up to its own batch delay again: write now (a no-op while a write is in flight).
+    if (handed && writeOut && !isDestroyed(this.dest)) this.dest.flush();
+  }
+
+  /** Never into the relay: an audit failure is logged, the session goes on. */
+  private recordFailed(err: unknown): void {
+    this.log.error({ event: 'audit-error', err: (err as Error).message }, 'audit record not written');
+    this.onError();
   }
 
   writeRaw(text: string): void {
@@ -210,6 +273,8 @@ class FileAuditSink implements AuditSink {
 
   reopen(): void {
     if (this.closed) return;
+    // Records written before the rotation are sealed now (they go to the new file, as buffered ones do).
+    this.sealPending();
     try {
       createWithMode(this.file, this.mode);
     } catch (err) {
@@ -222,6 +287,7 @@ class FileAuditSink implements AuditSink {
   }
 
   flush(): Promise<void> {
+    this.sealPending();
     if (this.settled >= this.submitted) return Promise.resolve();
     // Write a batch still waiting for its timer now (no-op while a write is in flight).
     if (!isDestroyed(this.dest)) this.dest.flush();
@@ -235,6 +301,7 @@ class FileAuditSink implements AuditSink {
 
   private async doClose(): Promise<void> {
     this.closed = true;
+    process.removeListener('exit', this.sealOnExit);
     try {
       await this.flush();
     } catch (err) {

@@ -1,6 +1,8 @@
 import { chmod, mkdtemp, readFile, rename, rm, stat, writeFile, appendFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { LoggingConfig } from '../../../src/config/schema.ts';
 import { verifyLines } from '../../../src/audit/chain.ts';
@@ -218,6 +220,40 @@ describe('audit sink', () => {
     sink.write(connectRecord(ctx));
     expect(await lines(join(dir, 'audit.log'))).toEqual([]);
     expect(logged.some((l) => l.event === 'audit-closed')).toBe(true);
+  });
+
+  it('seals written records in a batch, in order, and writes them out within the batch delay without a flush', async () => {
+    const sink = await createAuditSink(cfg(), { key: null, log: captureLogger().log });
+    for (let i = 1; i <= 5; i++) sink.write(commandRecord(ctx, 'RETR', [String(i)], 'ok'));
+    // Not sealed yet: nothing was handed to the file in this turn of the loop.
+    expect((await readFile(join(dir, 'audit.log'), 'utf8'))).toBe('');
+    const deadline = Date.now() + 2000;
+    let written: string[] = [];
+    while (Date.now() < deadline && written.length < 5) {
+      await new Promise((r) => setTimeout(r, 10));
+      written = await lines(join(dir, 'audit.log'));
+    }
+    expect(written.map((l) => JSON.parse(l).msg)).toEqual([1, 2, 3, 4, 5]);
+    expect(verifyLines(written)).toMatchObject({ ok: true, count: 5 });
+    await sink.close();
+  });
+
+  it('records still waiting to be sealed reach the file when the process exits at once', () => {
+    const file = join(dir, 'audit.log');
+    const sinkModule = fileURLToPath(new URL('../../../src/audit/sink.ts', import.meta.url));
+    const recordModule = fileURLToPath(new URL('../../../src/audit/record.ts', import.meta.url));
+    const script = `
+      const { createAuditSink } = await import(${JSON.stringify(sinkModule)});
+      const { connectRecord } = await import(${JSON.stringify(recordModule)});
+      const log = { trace() {}, debug() {}, info() {}, warn() {}, error() {}, child() { return log; } };
+      const sink = await createAuditSink({ level: 'info', audit: ${JSON.stringify(file)}, auditHeaders: [], auditPseudonymize: false, auditMode: 0o640, format: 'json' }, { key: null, log });
+      for (let i = 0; i < 3; i++) sink.write(connectRecord({ session: 's' + i, listener: 'l', client: '127.0.0.1:1', tls: false }));
+      process.exit(0);`;
+    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'pipe', timeout: 20_000 });
+    return lines(file).then((written) => {
+      expect(written.map((l) => JSON.parse(l).session)).toEqual(['s0', 's1', 's2']);
+      expect(verifyLines(written)).toMatchObject({ ok: true, count: 3 });
+    });
   });
 
   it('a full buffer drops records, logs it, and flush still completes', async () => {
