@@ -235,11 +235,13 @@ async function main(): Promise<number> {
     if (s.reference && s.infoVariant && s.interleavedRounds > 0) {
       try {
         interleaved = await interleavedSessions({ dir, dovecot: dc, cert, rounds: s.interleavedRounds, seconds: s.interleavedSeconds,
-          warmSeconds: s.warmSeconds, concurrency: s.concurrency, noops: Math.min(s.noops, 1000), credentials: BOB, log });
+          warmSeconds: s.warmSeconds, concurrency: s.concurrency, noops: Math.min(s.noops, 1000), credentials: BOB, log,
+          bulk: { credentials: ALICE, mib: s.bigMiB, repeats: 2 } });
         notes.push(`CPU per session, alternating rounds: pipe ${interleaved.cpuMsPerSession.pipe.join(' ')}; gateway warn `
           + `${interleaved.cpuMsPerSession.warn.join(' ')}; gateway info+audit ${interleaved.cpuMsPerSession.info.join(' ')} ms `
           + `(${interleaved.rounds} rounds of ${interleaved.seconds} s, random order per round, after ${interleaved.warmSeconds} s warm-up each); `
-          + `NOOP p50 µs: pipe ${interleaved.noopP50Us.pipe.join(' ')}; warn ${interleaved.noopP50Us.warn.join(' ')}; info+audit ${interleaved.noopP50Us.info.join(' ')}.`);
+          + `NOOP p50 µs: pipe ${interleaved.noopP50Us.pipe.join(' ')}; warn ${interleaved.noopP50Us.warn.join(' ')}; info+audit ${interleaved.noopP50Us.info.join(' ')}; `
+          + `CPU s per GiB (RETR ${s.bigMiB} MiB ×2): pipe ${interleaved.cpuSPerGiB.pipe.join(' ')}; warn ${interleaved.cpuSPerGiB.warn.join(' ')}; info+audit ${interleaved.cpuSPerGiB.info.join(' ')}.`);
       } catch (err) {
         failed = true;
         notes.push(`interleaved sessions FAILED: ${(err as Error).message.slice(0, 800)}`);

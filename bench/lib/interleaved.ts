@@ -4,14 +4,14 @@
  * fresh random order. The ratios are medians of per-round ratios, so drift on a shared machine
  * (another tenant, a slow minute) falls on all three alike instead of on whichever ran last.
  * On this 2-core machine one sequential window per target varies by ±10 % from run to run;
- * this phase is what the per-session rows of the verdict table read.
+ * this phase is what the per-session, NOOP and per-GiB rows of the verdict table read.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CertFiles } from '../../test/harness/certs.ts';
 import type { DovecotInstance } from '../../test/harness/dovecot.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
-import { noopLatency, sessionRate, type Target } from './measure.ts';
+import { bulkRetr, noopLatency, sessionRate, type Target } from './measure.ts';
 import { startPipeProxy, type PipeProxy } from './pipe-proxy.ts';
 import { round } from './stats.ts';
 
@@ -27,6 +27,12 @@ export interface InterleavedResult {
   /** NOOP round-trip p50 of each round (µs), per target: `noops` sequential NOOPs after the session burst. */
   noopP50Us: Record<InterleavedKey, number[]>;
   noops: number;
+  /** CPU s per GiB of a bulk RETR in each round, per target (empty without `bulk`). */
+  cpuSPerGiB: Record<InterleavedKey, number[]>;
+  bulkMiB: number | null;
+  gibMedian: Record<InterleavedKey, number>;
+  warnGibOverPipe: number;
+  infoGibOverPipe: number;
   median: Record<InterleavedKey, number>;
   noopMedianUs: Record<InterleavedKey, number>;
   /** Medians of the per-round differences, µs. */
@@ -48,6 +54,8 @@ export interface InterleavedOptions {
   concurrency: number;
   /** NOOPs per target per round (0: none). */
   noops: number;
+  /** A RETR of a `mib` MiB message of `credentials`' mailbox, `repeats` times, per target per round. */
+  bulk?: { credentials: { user: string; password: string }; mib: number; repeats: number };
   credentials: { user: string; password: string };
   log(line: string): void;
 }
@@ -85,6 +93,7 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     const cpu: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const rate: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const noop: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
+    const gib: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     for (let r = 0; r < o.rounds; r++) {
       const order = [...keys].sort(() => Math.random() - 0.5);
       for (const k of order) {
@@ -93,11 +102,13 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
         cpu[k].push(res.gatewayCpuMsPerSession ?? NaN);
         rate[k].push(res.perSecond);
         if (o.noops > 0) noop[k].push((await noopLatency(targets[k], o.credentials, o.noops, 200)).p50Us);
+        if (o.bulk !== undefined) gib[k].push((await bulkRetr(targets[k], o.bulk.credentials, o.bulk.mib, o.bulk.repeats)).gatewayCpuSPerGiB ?? NaN);
       }
       o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}`);
     }
     const perRound = (a: InterleavedKey, b: InterleavedKey) => round(median(cpu[a].map((x, i) => x / cpu[b][i]!)), 3);
     const noopOver = (a: InterleavedKey) => round(median(noop[a].map((x, i) => x - noop.pipe[i]!)), 1);
+    const gibOver = (a: InterleavedKey) => round(median(gib[a].map((x, i) => x / gib.pipe[i]!)), 3);
     return {
       rounds: o.rounds,
       seconds: o.seconds,
@@ -106,6 +117,11 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
       sessionsPerSec: rate,
       noopP50Us: noop,
       noops: o.noops,
+      cpuSPerGiB: gib,
+      bulkMiB: o.bulk?.mib ?? null,
+      gibMedian: { pipe: round(median(gib.pipe), 3), warn: round(median(gib.warn), 3), info: round(median(gib.info), 3) },
+      warnGibOverPipe: gibOver('warn'),
+      infoGibOverPipe: gibOver('info'),
       noopMedianUs: { pipe: round(median(noop.pipe), 1), warn: round(median(noop.warn), 1), info: round(median(noop.info), 1) },
       warnNoopOverPipeUs: noopOver('warn'),
       infoNoopOverPipeUs: noopOver('info'),
