@@ -30,6 +30,19 @@ for (const k of ['gatewayWarn', 'gatewayInfoAudit'] as const) {
   rows.push([`${k}: NOOP p50 − pipe's, µs`, c('noopP50AddedUsOverNodePipe'), 0]);
   rows.push([`${k}: idle PSS − pipe's, KiB`, c('idlePssKibOverNodePipe'), 1]);
 }
+// The alternating-rounds phase (lib/interleaved.ts): what the verdict rows read.
+const il = (r: BenchResults) => r.interleaved ?? null;
+rows.push(['alternating: pipe CPU ms per session', (r) => il(r)?.median.pipe, 2]);
+rows.push(['alternating: warn CPU ms per session', (r) => il(r)?.median.warn, 2]);
+rows.push(['alternating: info+audit CPU ms per session', (r) => il(r)?.median.info, 2]);
+rows.push(['alternating: warn ÷ pipe, CPU per session', (r) => il(r)?.warnOverPipe, 2]);
+rows.push(['alternating: info+audit ÷ pipe, CPU per session', (r) => il(r)?.infoOverPipe, 2]);
+rows.push(['alternating: info+audit over warn, CPU per session, %', (r) => (il(r) ? (il(r)!.infoOverWarn - 1) * 100 : null), 1]);
+rows.push(['alternating: pipe CPU s per GiB', (r) => il(r)?.gibMedian.pipe, 2]);
+rows.push(['alternating: warn ÷ pipe, CPU per GiB', (r) => il(r)?.warnGibOverPipe, 2]);
+rows.push(['alternating: info+audit ÷ pipe, CPU per GiB', (r) => il(r)?.infoGibOverPipe, 2]);
+rows.push(['alternating: warn NOOP p50 − pipe\'s, µs', (r) => il(r)?.warnNoopOverPipeUs, 0]);
+rows.push(['alternating: info+audit NOOP p50 − pipe\'s, µs', (r) => il(r)?.infoNoopOverPipeUs, 0]);
 rows.push(['info+audit over warn, CPU per session, %', (r) => {
   const w = t(r, 'gatewayWarn')?.sessions.gatewayCpuMsPerSession;
   const i = t(r, 'gatewayInfoAudit')?.sessions.gatewayCpuMsPerSession;
