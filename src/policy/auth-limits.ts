@@ -12,7 +12,8 @@
  * the same reply for every reason, failureDelay the same delay), and audits the reason.
  *
  * The owner's allowance: a (user, client) pair that logged in successfully within
- * `knownGoodForMs` (default 24 days) is "known good". While the user is locked because
+ * `knownGoodForMs` (default 24 days) is "known good" (a login renews the flag once less than
+ * half of the period is left on it, so at least 12 days after the last login by default). While the user is locked because
  * of failures from elsewhere, a known-good pair may still try, under its own counter
  * (maxFailuresPerUser within window for that pair). So an attacker can lock a user
  * everywhere except where the owner really logs in from. An IP lockout applies to all.
@@ -44,6 +45,8 @@ export interface AuthTicket {
   /** The points this attempt consumed; null when it was not charged (trusted, or a wrong password already counted). */
   readonly counts: { readonly ip: number; readonly user: number; readonly pair: number } | null;
   readonly good: boolean;
+  /** Milliseconds left on the pair's known-good flag when the attempt was charged (0: not known good). */
+  readonly goodForMs?: number;
   /** Hashed on failure so the same wrong password counts once; never logged. */
   readonly password: string | null;
   readonly keys: Keys;
@@ -156,7 +159,8 @@ export class AuthLimiter {
   ): Promise<{ allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked'; locked: boolean }> {
     const k = this.#keys(ip, user);
     if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, good: false, password: null, keys: k } };
-    const good = (await this.#store.blockedFor(k.good)) > 0;
+    const goodForMs = await this.#store.blockedFor(k.good);
+    const good = goodForMs > 0;
     const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
     const { window } = this.#cfg;
     const [ipLock, userLock, pairLock, counts] = await Promise.all([
@@ -169,7 +173,7 @@ export class AuthLimiter {
         good ? this.#store.consume(k.pair, window) : Promise.resolve(0),
       ]).then(([ipC, userC, pairC]) => ({ ip: ipC, user: userC, pair: pairC })),
     ]);
-    const ticket: AuthTicket = { ip, counts, good, password, keys: k };
+    const ticket: AuthTicket = { ip, counts, good, goodForMs, password, keys: k };
     // lockout: 0 means count and delay, never lock: then no count refuses either.
     const locking = this.#cfg.lockout > 0;
     const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
@@ -183,13 +187,19 @@ export class AuthLimiter {
     return { allowed: false, reason, locked };
   }
 
-  /** The backend accepted: the charge is given back, the pair becomes known good and its failures are cleared. */
+  /**
+   * The backend accepted: the charge is given back, the pair becomes known good and its failures
+   * are cleared. A pair still known good for more than half of `knownGoodForMs` keeps its flag
+   * as it is: re-setting it on every login was a store call (a Redis round trip) and a re-armed
+   * timer per session, and the pair stays known good for at least half the period after its last login.
+   */
   async succeeded(t: AuthTicket): Promise<void> {
     if (this.#trusted.contains(t.ip)) return;
+    const fresh = (t.goodForMs ?? 0) > this.#knownGoodMs / 2;
     await Promise.all([
       t.counts === null ? undefined : this.#store.refund(t.keys.ip, this.#cfg.window),
       t.counts === null ? undefined : this.#store.refund(t.keys.user, this.#cfg.window),
-      this.#store.block(t.keys.good, this.#knownGoodMs),
+      fresh ? undefined : this.#store.block(t.keys.good, this.#knownGoodMs),
       this.#store.reset(t.keys.pair),
     ]);
   }

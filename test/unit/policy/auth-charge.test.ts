@@ -24,6 +24,44 @@ function setup(over: Partial<PolicyConfig['auth']> = {}, trusted: string[] = [],
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 describe('AuthLimiter.charge', () => {
+  it('re-sets the known-good flag only once less than half of knownGoodForMs is left on it', async () => {
+    const store = createCounterStore('memory', silentLogger);
+    const blocks: string[] = [];
+    const counting: CounterStore = {
+      kind: store.kind,
+      get degraded() {
+        return store.degraded;
+      },
+      consume: (k, w, p) => store.consume(k, w, p),
+      refund: (k, w, p) => store.refund(k, w, p),
+      setCount: (k, w, p) => store.setCount(k, w, p),
+      get: (k, w) => store.get(k, w),
+      block: (k, ms) => {
+        blocks.push(k);
+        return store.block(k, ms);
+      },
+      blockedFor: (k) => store.blockedFor(k),
+      reset: (k) => store.reset(k),
+      close: () => store.close(),
+    };
+    const l = new AuthLimiter(CFG, new NetworkSet([]), counting, { inFlightWaitMs: 0, knownGoodForMs: 2_000 });
+    const login = async (): Promise<void> => {
+      const r = await l.charge('198.51.100.7', 'alice', 'right');
+      if (!r.allowed) throw new Error('refused');
+      await l.succeeded(r.ticket);
+    };
+    const goodSets = () => blocks.filter((k) => k.startsWith('auth:good:')).length;
+    await login(); // not known good yet: set
+    await login(); // all of it left: kept as it is
+    expect(goodSets()).toBe(1);
+    const left = await store.blockedFor(blocks[0]!);
+    expect(left).toBeGreaterThan(1_000);
+    await sleep(left - 900); // under half left
+    await login();
+    expect(goodSets()).toBe(2);
+    expect(await store.blockedFor(blocks[0]!)).toBeGreaterThan(1_500);
+  });
+
   it('lets exactly maxFailuresPerUser of 40 simultaneous attempts through and gives the refused ones their points back', async () => {
     const { l, store } = setup();
     const results = await Promise.all(Array.from({ length: 40 }, (_, i) => l.charge(`198.51.100.${i + 1}`, 'alice', `guess-${i}`)));
