@@ -24,6 +24,7 @@ import { startPipeProxy } from './lib/pipe-proxy.ts';
 import { startBulkBackend } from './lib/bulk-backend.ts';
 import { bulkRetr, noopLatency, sessionRate, type Target } from './lib/measure.ts';
 import { loadAverage } from './lib/proc-stats.ts';
+import { median } from './lib/stats.ts';
 
 const { values } = parseArgs({ options: {
   a: { type: 'string' }, rounds: { type: 'string' }, seconds: { type: 'string' }, mib: { type: 'string' },
@@ -59,10 +60,6 @@ const BOB = { user: 'bob', password: 'bob-secret' };
 
 type Key = 'pipe' | 'A' | 'B';
 interface Sample { sessionMs: number; perSec: number; gibS: number; noopUs: number }
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((x, y) => x - y);
-  return s.length === 0 ? NaN : s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
-};
 
 const { dir, live, cleanup } = openRunScope('ab', log);
 /** Everything started here beyond Dovecot, stopped however the run ends. */

@@ -13,10 +13,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openRunScope } from './lib/run-scope.ts';
-import { startGatewayProcess } from './lib/gateway-process.ts';
-import { startPipeProxy } from './lib/pipe-proxy.ts';
-import { startBulkBackend } from './lib/bulk-backend.ts';
-import { sessionRate, type Target } from './lib/measure.ts';
+import { startBulkBackend, startProxy } from './lib/bulk-backend.ts';
+import { sessionRate } from './lib/measure.ts';
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, level: { type: 'string' }, audit: { type: 'boolean' }, who: { type: 'string' }, top: { type: 'string' } } });
 const seconds = Number(values.seconds ?? 6);
@@ -29,23 +27,11 @@ const BOB = { user: 'bob', password: 'bob-secret' };
 
 const { dir, live, cleanup } = openRunScope('perf', log);
 try {
-  const { dovecot: dc, cert, endpoint } = await startBulkBackend(1, (d) => (live.dovecot = d));
+  const backend = await startBulkBackend(1, (d) => (live.dovecot = d));
   for (const w of who) {
     // --perf-basic-prof also starts V8's log: keep it out of the working tree.
     const nodeArgs = ['--perf-basic-prof', `--logfile=${path.join(dir, `${w}-v8.log`)}`, '--no-logfile-per-isolate'];
-    let t: Target;
-    let stop: () => Promise<void>;
-    if (w === 'pipe') {
-      const p = await startPipeProxy(cert.certFile, cert.keyFile, dc.port, nodeArgs);
-      t = { name: w, endpoint: endpoint(p.port), gatewayPid: p.pid, dovecotPid: dc.pid };
-      stop = p.stop;
-    } else {
-      const gw = await startGatewayProcess({ dir: fs.mkdtempSync(path.join(dir, 'gw-')), backendPort: dc.port,
-        certFile: cert.certFile, keyFile: cert.keyFile, level, audit, nodeArgs });
-      live.gateway = gw;
-      t = { name: w, endpoint: endpoint(gw.ports.pop3s), gatewayPid: gw.pid, dovecotPid: dc.pid };
-      stop = async () => { await gw.stop(); live.gateway = null; };
-    }
+    const { target: t, stop } = await startProxy(w === 'pipe' ? 'pipe' : 'gateway', backend, { dir, nodeArgs, level, audit, live });
     await sessionRate(t, BOB, 8, Number(process.env.WARM ?? 15) * 1000); // warm up the JIT
     const data = path.join(dir, `${w}.perf.data`);
     const rec = spawn('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(t.gatewayPid)], { stdio: ['ignore', 'ignore', 'pipe'] });

@@ -10,10 +10,8 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { openRunScope } from './lib/run-scope.ts';
-import { startGatewayProcess } from './lib/gateway-process.ts';
-import { startPipeProxy } from './lib/pipe-proxy.ts';
-import { startBulkBackend } from './lib/bulk-backend.ts';
-import { bulkRetr, sessionRate, type Target } from './lib/measure.ts';
+import { startBulkBackend, startProxy } from './lib/bulk-backend.ts';
+import { bulkRetr, sessionRate } from './lib/measure.ts';
 
 const { values } = parseArgs({ options: {
   seconds: { type: 'string' }, mib: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' }, out: { type: 'string' }, only: { type: 'string' }, 'no-pipe': { type: 'boolean' },
@@ -29,26 +27,14 @@ const ALICE = { user: 'alice', password: 'alice-secret' };
 
 const { dir, live, cleanup } = openRunScope('profile', log);
 try {
-  const { dovecot: dc, cert, endpoint } = await startBulkBackend(mib, (d) => (live.dovecot = d));
+  const backend = await startBulkBackend(mib, (d) => (live.dovecot = d));
   const results: string[] = [];
   for (const work of (['sessions', 'bulk'] as const).filter((w) => values.only === undefined || values.only === w)) {
     for (const who of (['pipe', 'gateway'] as const).filter((w) => w === 'gateway' || values['no-pipe'] !== true)) {
       const profDir = path.join(out, `${who}-${work}`);
       fs.rmSync(profDir, { recursive: true, force: true });
       const nodeArgs = ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
-      let t: Target;
-      let stop: () => Promise<void>;
-      if (who === 'pipe') {
-        const p = await startPipeProxy(cert.certFile, cert.keyFile, dc.port, nodeArgs);
-        t = { name: who, endpoint: endpoint(p.port), gatewayPid: p.pid, dovecotPid: dc.pid };
-        stop = p.stop;
-      } else {
-        const gw = await startGatewayProcess({ dir: fs.mkdtempSync(path.join(dir, 'gw-')), backendPort: dc.port,
-          certFile: cert.certFile, keyFile: cert.keyFile, level, audit, nodeArgs });
-        live.gateway = gw;
-        t = { name: who, endpoint: endpoint(gw.ports.pop3s), gatewayPid: gw.pid, dovecotPid: dc.pid };
-        stop = async () => { await gw.stop(); live.gateway = null; };
-      }
+      const { target: t, stop } = await startProxy(who, backend, { dir, nodeArgs, level, audit, live });
       log(`${who}: ${work}`);
       if (work === 'sessions') {
         const r = await sessionRate(t, BOB, 8, seconds * 1000);

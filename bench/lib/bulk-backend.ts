@@ -4,9 +4,15 @@
  * proxies in front of it. `onDovecot` runs as soon as Dovecot is up, so the caller's run scope
  * can stop it whatever happens next.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { makeCert, type CertFiles } from '../../test/harness/certs.ts';
 import { startDovecot, type DovecotInstance } from '../../test/harness/dovecot.ts';
+import { startGatewayProcess } from './gateway-process.ts';
 import { bulkMessage } from './mailbox.ts';
+import type { Target } from './measure.ts';
+import { startPipeProxy } from './pipe-proxy.ts';
+import type { RunScope } from './run-scope.ts';
 
 export interface BulkBackend {
   readonly dovecot: DovecotInstance;
@@ -25,5 +31,35 @@ export async function startBulkBackend(mib: number, onDovecot: (dc: DovecotInsta
     dovecot,
     cert,
     endpoint: (port) => ({ host: '127.0.0.1', port, tls: 'implicit', ca: cert.caPem, servername: 'localhost' }),
+  };
+}
+
+export interface StartedProxy {
+  readonly target: Target;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Node TLS pipe or the compiled gateway (level, audit) in front of the backend's Dovecot,
+ * started with extra node flags (a profiler), as a measurement Target. A gateway is put in
+ * `live` so the run scope stops it if the run fails.
+ */
+export async function startProxy(
+  kind: 'pipe' | 'gateway', b: BulkBackend, o: { dir: string; nodeArgs: string[]; level: 'warn' | 'info'; audit: boolean; live: RunScope['live'] },
+): Promise<StartedProxy> {
+  const { dovecot: dc, cert } = b;
+  if (kind === 'pipe') {
+    const p = await startPipeProxy(cert.certFile, cert.keyFile, dc.port, o.nodeArgs);
+    return { target: { name: kind, endpoint: b.endpoint(p.port), gatewayPid: p.pid, dovecotPid: dc.pid }, stop: p.stop };
+  }
+  const gw = await startGatewayProcess({ dir: fs.mkdtempSync(path.join(o.dir, 'gw-')), backendPort: dc.port,
+    certFile: cert.certFile, keyFile: cert.keyFile, level: o.level, audit: o.audit, nodeArgs: o.nodeArgs });
+  o.live.gateway = gw;
+  return {
+    target: { name: kind, endpoint: b.endpoint(gw.ports.pop3s), gatewayPid: gw.pid, dovecotPid: dc.pid },
+    stop: async () => {
+      await gw.stop();
+      o.live.gateway = null;
+    },
   };
 }

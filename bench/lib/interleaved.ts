@@ -13,7 +13,7 @@ import type { DovecotInstance } from '../../test/harness/dovecot.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
 import { bulkRetr, noopLatency, sessionRate, type Target } from './measure.ts';
 import { startPipeProxy, type PipeProxy } from './pipe-proxy.ts';
-import { round } from './stats.ts';
+import { median, round } from './stats.ts';
 
 export type InterleavedKey = 'pipe' | 'warn' | 'info';
 
@@ -58,12 +58,6 @@ export interface InterleavedOptions {
   bulk?: { credentials: { user: string; password: string }; mib: number; repeats: number };
   credentials: { user: string; password: string };
   log(line: string): void;
-}
-
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
 }
 
 export async function interleavedSessions(o: InterleavedOptions): Promise<InterleavedResult> {

@@ -7,6 +7,13 @@ export function percentile(sorted: readonly number[], q: number): number {
   return sorted[rank]!;
 }
 
+/** The median (mean of the middle two for an even count); NaN for none. */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
 /** Rounds to `digits` decimals, keeping JSON readable. */
 export function round(n: number, digits = 2): number {
   if (!Number.isFinite(n)) return n;
