@@ -44,9 +44,8 @@ export interface AuthTicket {
   readonly ip: string;
   /** The points this attempt consumed; null when it was not charged (trusted, or a wrong password already counted). */
   readonly counts: { readonly ip: number; readonly user: number; readonly pair: number } | null;
-  readonly good: boolean;
   /** Milliseconds left on the pair's known-good flag when the attempt was charged (0: not known good). */
-  readonly goodForMs?: number;
+  readonly goodForMs: number;
   /** Hashed on failure so the same wrong password counts once; never logged. */
   readonly password: string | null;
   readonly keys: Keys;
@@ -158,7 +157,7 @@ export class AuthLimiter {
     ip: string, user: string, password: string | null,
   ): Promise<{ allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked'; locked: boolean }> {
     const k = this.#keys(ip, user);
-    if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, good: false, password: null, keys: k } };
+    if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, goodForMs: 0, password: null, keys: k } };
     const goodForMs = await this.#store.blockedFor(k.good);
     const good = goodForMs > 0;
     const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
@@ -173,7 +172,7 @@ export class AuthLimiter {
         good ? this.#store.consume(k.pair, window) : Promise.resolve(0),
       ]).then(([ipC, userC, pairC]) => ({ ip: ipC, user: userC, pair: pairC })),
     ]);
-    const ticket: AuthTicket = { ip, counts, good, goodForMs, password, keys: k };
+    const ticket: AuthTicket = { ip, counts, goodForMs, password, keys: k };
     // lockout: 0 means count and delay, never lock: then no count refuses either.
     const locking = this.#cfg.lockout > 0;
     const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
@@ -195,7 +194,7 @@ export class AuthLimiter {
    */
   async succeeded(t: AuthTicket): Promise<void> {
     if (this.#trusted.contains(t.ip)) return;
-    const fresh = (t.goodForMs ?? 0) > this.#knownGoodMs / 2;
+    const fresh = t.goodForMs > this.#knownGoodMs / 2;
     await Promise.all([
       t.counts === null ? undefined : this.#store.refund(t.keys.ip, this.#cfg.window),
       t.counts === null ? undefined : this.#store.refund(t.keys.user, this.#cfg.window),
@@ -223,7 +222,7 @@ export class AuthLimiter {
       locks.push(this.#lock(t.keys.user, 'user', t.keys.ip, maxFailuresPerUser));
       lockout ??= 'user';
     }
-    if (t.good && c.pair >= maxFailuresPerUser) {
+    if (t.goodForMs > 0 && c.pair >= maxFailuresPerUser) {
       locks.push(this.#lock(t.keys.pair, 'pair', t.keys.ip, maxFailuresPerUser));
       lockout ??= 'user';
     }
@@ -242,7 +241,7 @@ export class AuthLimiter {
     await Promise.all([
       this.#store.refund(t.keys.ip, w),
       this.#store.refund(t.keys.user, w),
-      t.good ? this.#store.refund(t.keys.pair, w) : undefined,
+      t.goodForMs > 0 ? this.#store.refund(t.keys.pair, w) : undefined,
     ]);
   }
 
