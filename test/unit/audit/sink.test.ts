@@ -238,6 +238,23 @@ describe('audit sink', () => {
     await sink.close();
   });
 
+  it('a record that cannot be sealed in a batch is logged and counted, and the others of the batch are written', async () => {
+    const { log, lines: logged } = captureLogger();
+    let errors = 0;
+    const sink = await createAuditSink(cfg(), { key: null, log, onError: () => errors++ });
+    sink.write(connectRecord(ctx));
+    // A BigInt has no JSON form: sealing throws, inside the batch's timer.
+    sink.write(signalRecord(ctx, { signal: 'new-source', detail: { n: 10n } }));
+    sink.write(commandRecord(ctx, 'STAT', [], 'ok'));
+    await new Promise((r) => setTimeout(r, 100));
+    await sink.close();
+    const written = await lines(join(dir, 'audit.log'));
+    expect(written.map((l) => JSON.parse(l).event)).toEqual(['connect', 'command']);
+    expect(verifyLines(written)).toMatchObject({ ok: true, count: 2 });
+    expect(errors).toBe(1);
+    expect(logged.filter((l) => l.event === 'audit-error')).toHaveLength(1);
+  });
+
   it('records still waiting to be sealed reach the file when the process exits at once', () => {
     const file = join(dir, 'audit.log');
     const sinkModule = fileURLToPath(new URL('../../../src/audit/sink.ts', import.meta.url));
