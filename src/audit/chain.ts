@@ -86,38 +86,46 @@ export function hashRecord(prev: string, bodyWithoutHash: object): string {
 }
 
 /**
- * JSON with object keys sorted at every depth, so the hash does not depend on key order.
- * Written out by hand (one pass, no sorted copies, no replacer call per key), it gives exactly
- * the text of `JSON.stringify(value, sortingReplacer)`, the definition the files were sealed
- * with: toJSON first, undefined/functions/symbols dropped from objects and null in arrays,
+ * JSON with object keys sorted at every depth, so the hash does not depend on key order. It is
+ * exactly the text of `JSON.stringify(value, sortingReplacer)`, the definition the files were
+ * sealed with: toJSON first, undefined/functions/symbols dropped from objects and null in arrays,
  * and integer-like keys first in numeric order, as JSON.stringify orders any object's keys.
+ * Built as a copy with every object's keys inserted in that order, then one native
+ * JSON.stringify: no string built key by key (a record's text was being put together and
+ * flattened several times over, some 30 KiB of garbage per session).
  * test/unit/audit/chain.test.ts holds it to that definition on random values.
  */
 export function canonicalJson(value: unknown): string {
-  return serialize(value, '') ?? (undefined as unknown as string);
+  return JSON.stringify(sortedCopy(value, ''));
 }
 
-function serialize(value: unknown, key: string): string | undefined {
+/**
+ * `value` as JSON.stringify will see it after toJSON, with each object rebuilt in canonical key
+ * order. Function and symbol values become undefined (dropped from objects, null in arrays)
+ * here, so the copy holds no toJSON that JSON.stringify could call a second time.
+ */
+function sortedCopy(value: unknown, key: string): unknown {
   let v = value;
   if (v !== null && typeof v === 'object' && typeof (v as { toJSON?: unknown }).toJSON === 'function') {
     v = (v as { toJSON(k: string): unknown }).toJSON(key);
   }
-  if (v === null || typeof v !== 'object') return JSON.stringify(v);
+  if (typeof v === 'function' || typeof v === 'symbol') return undefined;
+  if (v === null || typeof v !== 'object') return v;
   if (Array.isArray(v)) {
-    let out = '[';
-    for (let i = 0; i < v.length; i++) out += `${i === 0 ? '' : ','}${serialize(v[i], String(i)) ?? 'null'}`;
-    return `${out}]`;
+    const out: unknown[] = new Array(v.length);
+    for (let i = 0; i < v.length; i++) out[i] = sortedCopy(v[i], String(i));
+    return out;
   }
   const obj = v as Record<string, unknown>;
-  let out = '{';
-  let first = true;
+  const out: Record<string, unknown> = {};
   for (const k of sortedKeys(obj)) {
-    const s = serialize(obj[k], k);
-    if (s === undefined) continue;
-    out += `${first ? '' : ','}${JSON.stringify(k)}:${s}`;
-    first = false;
+    const c = sortedCopy(obj[k], k);
+    if (c === undefined) continue;
+    // An own "__proto__" (JSON.parse makes one) must stay a key, not become the copy's prototype.
+    if (k === '__proto__') Object.defineProperty(out, k, { value: c, enumerable: true, writable: true, configurable: true });
+    else out[k] = c;
   }
-  return `${out}}`;
+  return out;
 }
 
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;

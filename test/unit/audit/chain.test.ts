@@ -3,11 +3,16 @@ import { describe, expect, it } from 'vitest';
 import { AuditChain, GENESIS, canonicalJson, verifyLines } from '../../../src/audit/chain.ts';
 
 /** The definition the audit files were sealed with: JSON.stringify with a key-sorting replacer. */
+/**
+ * The sorting-replacer definition. An own "__proto__" key is copied as a key (defineProperty):
+ * a plain assignment would set the copy's prototype and drop the key from the hash, so a
+ * "__proto__" slipped into a sealed line would still verify.
+ */
 function referenceCanonicalJson(value: unknown): string {
   return JSON.stringify(value, (_key, v: unknown) => {
     if (v === null || typeof v !== 'object' || Array.isArray(v)) return v;
     const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
+    for (const k of Object.keys(v).sort()) Object.defineProperty(sorted, k, { value: (v as Record<string, unknown>)[k], enumerable: true, writable: true, configurable: true });
     return sorted;
   });
 }
@@ -30,7 +35,7 @@ describe('audit hash chain', () => {
 
   it('canonical JSON is byte for byte the sorting-replacer definition, on random values', () => {
     const value = fc.anything({
-      key: fc.oneof(fc.string(), fc.constantFrom('0', '1', '2', '10', '007', '4294967294', '4294967295', '-1', 'hash', 'seq')),
+      key: fc.oneof(fc.string(), fc.constantFrom('0', '1', '2', '10', '007', '4294967294', '4294967295', '-1', 'hash', 'seq', '__proto__')),
       withNullPrototype: true, withObjectString: true, withDate: true, withSparseArray: true,
     });
     fc.assert(fc.property(value, (v) => {
@@ -43,6 +48,16 @@ describe('audit hash chain', () => {
     }
     const odd = { x: new WithToJson(), list: [new WithToJson(), undefined, () => 1, Symbol('s')], f: () => 1, n: NaN, inf: -Infinity, d: new Date(0) };
     expect(canonicalJson(odd)).toBe(referenceCanonicalJson(odd));
+  });
+
+  it('an own "__proto__" key is hashed like any other, so one slipped into a sealed line is caught', () => {
+    // JSON.parse (what verify reads a line with) makes "__proto__" an own key.
+    const parsed = JSON.parse('{"b":1,"__proto__":{"z":1,"a":[{"__proto__":2,"c":3}]}}');
+    expect(canonicalJson(parsed)).toBe('{"__proto__":{"a":[{"__proto__":2,"c":3}],"z":1},"b":1}');
+    expect(canonicalJson(parsed)).toBe(referenceCanonicalJson(parsed));
+    const [line] = sealed(1);
+    const tampered = line!.replace('{', '{"__proto__":{"user":"mallory"},');
+    expect(verifyLines([tampered])).toMatchObject({ ok: false, problem: 'hash-mismatch' });
   });
 
   it('sealed lines and hashes are those of the original implementation (golden records)', () => {
