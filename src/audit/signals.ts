@@ -9,6 +9,7 @@
  */
 import ipaddr from 'ipaddr.js';
 import { parseIp } from '../util/cidr.ts';
+import { memoize } from '../util/memo.ts';
 import { LruMap } from './lru.ts';
 
 export type SignalKind = 'new-source' | 'download-volume' | 'many-users-one-source' | 'mass-dele';
@@ -158,8 +159,10 @@ export class SignalDetector {
   }
 }
 
-/** The network a client is "from" for new-source: its IPv4 /24 or IPv6 /64. */
-export function networkOf(ip: string): string {
+/** The network a client is "from" for new-source: its IPv4 /24 or IPv6 /64. Remembered per address. */
+export const networkOf: (ip: string) => string = memoize(computeNetworkOf);
+
+function computeNetworkOf(ip: string): string {
   const addr = parseIp(ip);
   if (addr === null) return ip;
   if (addr.kind() === 'ipv4') {

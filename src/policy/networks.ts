@@ -4,6 +4,7 @@
  * rule written for 10.0.0.0/8 matches either spelling.
  */
 import ipaddr from 'ipaddr.js';
+import { memoize } from '../util/memo.ts';
 
 type Addr = ipaddr.IPv4 | ipaddr.IPv6;
 type Cidr = readonly [Addr, number];
@@ -12,11 +13,12 @@ export class NetworkError extends Error {
   readonly code = 'BAD_NETWORK';
 }
 
-/** Parses an address, folding IPv4-mapped IPv6 to IPv4; null when it is not an IP. */
-export function parseIp(ip: string): Addr | null {
-  if (!ipaddr.isValid(ip)) return null;
-  return ipaddr.process(ip);
-}
+/**
+ * Parses an address, folding IPv4-mapped IPv6 to IPv4; null when it is not an IP. Remembered:
+ * a session's address is looked at on accept, for every counter key and every network check.
+ * The result is shared, never to be changed.
+ */
+export const parseIp: (ip: string) => Addr | null = memoize((ip: string) => (ipaddr.isValid(ip) ? ipaddr.process(ip) : null));
 
 /** "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128). Throws NetworkError. */
 export function parseCidr(text: string): Cidr {
@@ -78,6 +80,18 @@ export class NetworkSet {
  * to dodge per-IP limits. Something that is not an IP (a unix socket path) is returned as is.
  */
 export function clientKey(ip: string, ipv6Prefix: number): string {
+  let keyOf = clientKeys.get(ipv6Prefix);
+  if (keyOf === undefined) {
+    keyOf = memoize((a: string) => computeClientKey(a, ipv6Prefix));
+    clientKeys.set(ipv6Prefix, keyOf);
+  }
+  return keyOf(ip);
+}
+
+/** clientKey remembered per prefix length (one or two in any configuration). */
+const clientKeys = new Map<number, (ip: string) => string>();
+
+function computeClientKey(ip: string, ipv6Prefix: number): string {
   const addr = parseIp(ip);
   if (addr === null) return ip;
   if (addr.kind() === 'ipv4') return addr.toString();
