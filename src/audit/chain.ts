@@ -130,10 +130,32 @@ function sortedCopy(value: unknown, key: string): unknown {
 
 const ARRAY_INDEX = /^(?:0|[1-9]\d{0,9})$/;
 
-/** Keys sorted by code unit, except that array-index keys come first in numeric order (as in any JS object). */
+/**
+ * Keys sorted by code unit, except that array-index keys come first in numeric order (as in any
+ * JS object). Records come in a handful of shapes (connect, login, command, ...): the sorted
+ * order of the last SHAPES key lists is kept and found again by comparing the lists, which is
+ * cheaper than sorting each record's keys anew.
+ */
 function sortedKeys(obj: object): string[] {
   const keys = Object.keys(obj);
   if (keys.length < 2) return keys;
+  for (const s of shapes) if (sameKeys(s.keys, keys)) return s.sorted;
+  const sorted = sortKeys(keys.slice());
+  if (shapes.length >= SHAPES) shapes.pop();
+  shapes.unshift({ keys, sorted });
+  return sorted;
+}
+
+const SHAPES = 32;
+const shapes: Array<{ readonly keys: readonly string[]; readonly sorted: string[] }> = [];
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function sortKeys(keys: string[]): string[] {
   // Object.keys lists array-index keys first: none unless the first key starts with a digit.
   const c = keys[0]!.charCodeAt(0);
   if (c < 0x30 || c > 0x39) return keys.sort();
