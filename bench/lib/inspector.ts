@@ -163,3 +163,46 @@ export async function collectAndMeasure(wsUrl: string): Promise<MemoryUsage> {
     cdp.close();
   }
 }
+
+/**
+ * A V8 CPU profile of the inspected process while `run` runs (so a warm-up can come first, out
+ * of the profile): Profiler.start before, Profiler.stop after. `intervalUs` is the sampling period.
+ */
+export async function profileDuring<T>(wsUrl: string, run: () => Promise<T>, intervalUs = 200): Promise<{ result: T; profile: unknown }> {
+  const cdp = await CdpSocket.open(wsUrl);
+  try {
+    await cdp.call('Profiler.enable');
+    await cdp.call('Profiler.setSamplingInterval', { interval: intervalUs });
+    await cdp.call('Profiler.start');
+    const result = await run();
+    const stopped = (await cdp.call('Profiler.stop')) as { profile?: unknown };
+    if (stopped.profile === undefined) throw new Error('inspector: Profiler.stop gave no profile');
+    return { result, profile: stopped.profile };
+  } finally {
+    cdp.close();
+  }
+}
+
+/**
+ * V8's sampling heap profiler while `run` runs: where the process allocates (collected objects
+ * included), as a tree of allocation sites with self sizes in bytes (sampled every `intervalBytes`).
+ * `includeMinorGarbage: false` leaves out what died young: what is left is what the scavenger
+ * had to copy (and the old generation to mark), the costly part of a garbage-collected heap.
+ */
+export async function allocationsDuring<T>(
+  wsUrl: string, run: () => Promise<T>, intervalBytes = 4096, opts: { includeMinorGarbage?: boolean } = {},
+): Promise<{ result: T; profile: unknown }> {
+  const cdp = await CdpSocket.open(wsUrl);
+  try {
+    await cdp.call('HeapProfiler.enable');
+    await cdp.call('HeapProfiler.startSampling', {
+      samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: opts.includeMinorGarbage ?? true,
+    });
+    const result = await run();
+    const stopped = (await cdp.call('HeapProfiler.stopSampling')) as { profile?: unknown };
+    if (stopped.profile === undefined) throw new Error('inspector: HeapProfiler.stopSampling gave no profile');
+    return { result, profile: stopped.profile };
+  } finally {
+    cdp.close();
+  }
+}
