@@ -10,12 +10,14 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createHash, generateKeyPair, randomBytes, sign, type KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { dirname } from 'node:path';
-import forge from 'node-forge';
+import type forgeModule from 'node-forge';
+import { onDemand } from '../util/on-demand.ts';
 
 const ONE_YEAR_MS = 365 * 24 * 60 * 60 * 1000;
 /** ecdsa-with-SHA256 (RFC 5758 §3.2: the parameters field is absent). */
 const ECDSA_WITH_SHA256 = '1.2.840.10045.4.3.2';
-const { asn1 } = forge;
+/** Loaded when a pair is first generated: a gateway with cert files never needs it. */
+const loadForge = onDemand<typeof forgeModule>('node-forge');
 
 function generateEcKeyPair(): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
   return new Promise((resolve, reject) => {
@@ -32,7 +34,7 @@ function altName(name: string): { type: number; value?: string; ip?: string } {
 }
 
 const binary = (b: Buffer): string => b.toString('binary');
-const algorithm = () => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
+const algorithm = (asn1: typeof forgeModule.asn1) => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
   asn1.create(asn1.Class.UNIVERSAL, asn1.Type.OID, false, asn1.oidToDer(ECDSA_WITH_SHA256).getBytes()),
 ]);
 
@@ -40,6 +42,8 @@ const algorithm = () => asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, tr
 export async function buildSelfSigned(commonName: string): Promise<{ cert: string; key: string }> {
   const keys = await generateEcKeyPair();
   const spki = keys.publicKey.export({ type: 'spki', format: 'der' });
+  const forge = loadForge();
+  const { asn1 } = forge;
   const cert = forge.pki.createCertificate();
   // A positive serial: the leading 0x01 nibble keeps the DER INTEGER from reading as negative.
   cert.serialNumber = '01' + randomBytes(15).toString('hex');
@@ -64,15 +68,15 @@ export async function buildSelfSigned(commonName: string): Promise<{ cert: strin
   cert.publicKey = forge.pki.setRsaPublicKey(new forge.jsbn.BigInteger('3'), new forge.jsbn.BigInteger('3'));
   cert.siginfo.algorithmOid = ECDSA_WITH_SHA256;
   // getTBSCertificate is public in forge (x509.js) but missing from its type definitions.
-  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forge.pki.Certificate): forge.asn1.Asn1 }).getTBSCertificate(cert);
-  const fields = tbs.value as forge.asn1.Asn1[];
-  fields[2] = algorithm();
+  const tbs = (forge.pki as unknown as { getTBSCertificate(c: forgeModule.pki.Certificate): forgeModule.asn1.Asn1 }).getTBSCertificate(cert);
+  const fields = tbs.value as forgeModule.asn1.Asn1[];
+  fields[2] = algorithm(asn1);
   fields[6] = asn1.fromDer(binary(spki));
   const tbsDer = Buffer.from(asn1.toDer(tbs).getBytes(), 'binary');
   const signature = sign('sha256', tbsDer, keys.privateKey); // DER ECDSA-Sig-Value
   const der = asn1.toDer(asn1.create(asn1.Class.UNIVERSAL, asn1.Type.SEQUENCE, true, [
     tbs,
-    algorithm(),
+    algorithm(asn1),
     asn1.create(asn1.Class.UNIVERSAL, asn1.Type.BITSTRING, false, `\0${binary(signature)}`),
   ])).getBytes();
   return {

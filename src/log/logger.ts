@@ -11,10 +11,14 @@
  * stdout is a terminal, so scripts reading a pipe keep the contract's JSON lines.
  */
 import pino from 'pino';
-import pretty from 'pino-pretty';
+import type prettyModule from 'pino-pretty';
 import type { LogFormat } from '../config/schema.ts';
 import type { Logger } from '../util/logger.ts';
+import { onDemand } from '../util/on-demand.ts';
 import { batchedDestination, PIPE_BUF } from './batched-destination.ts';
+
+/** The pretty printer, loaded only when readable lines are asked for (JSON needs none of it). */
+const loadPretty = onDemand<typeof prettyModule>('pino-pretty');
 
 /** Names whose values never reach a log line, at the top level or one object down. */
 export const SECRET_KEYS: ReadonlySet<string> = new Set(['password', 'pass', 'secret', 'token', 'authorization', 'credentials']);
@@ -71,7 +75,7 @@ export function createRootLogger(out: LogOutput | string, destination?: pino.Des
     serializers: Object.fromEntries([...SECRET_KEYS].map((k) => [k, () => CENSOR])),
   };
   const dest = wantsPretty(format, isTTY)
-    ? pretty({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
+    ? loadPretty()({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
     : destination ?? batchedDestination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
   return pino(options, dest) as RootLogger;
 }

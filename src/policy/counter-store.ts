@@ -9,9 +9,10 @@
  * Windows are fixed (they start at a key's first consume), like rate-limiter-flexible.
  * Redis keeps TTLs in whole seconds, so on Redis a window or block is rounded up to 1 s.
  */
-import { Redis } from 'ioredis';
+import type { Redis as RedisClient } from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger } from '../util/logger.ts';
+import { onDemand } from '../util/on-demand.ts';
 
 export interface CounterStore {
   /** Adds `points` (default 1) and returns the count within the key's current window. */
@@ -168,7 +169,11 @@ export function createCounterStore(url: 'memory' | string, log: Logger, opts: Co
   return createRedisStore(url, parsed, log, opts);
 }
 
+/** The Redis client library, loaded for a redis:// store only. */
+const loadIoredis = onDemand<{ Redis: typeof RedisClient }>('ioredis');
+
 function createRedisStore(url: string, parsed: URL, log: Logger, opts: CounterStoreOptions): CounterStore {
+  const { Redis } = loadIoredis();
   // The URL may carry a password: only host and port ever reach a log.
   const rlog = log.child({ component: 'counter-store', redis: `${parsed.hostname}:${parsed.port || '6379'}` });
   const maxDelay = opts.retryMaxDelayMs ?? 2_000;
