@@ -10,7 +10,7 @@
  * Redis keeps TTLs in whole seconds, so on Redis a window or block is rounded up to 1 s.
  */
 import type { Redis as RedisClient } from 'ioredis';
-import { RateLimiterMemory, RateLimiterRedis, type RateLimiterRes } from 'rate-limiter-flexible';
+import type { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger } from '../util/logger.ts';
 import { onDemand } from '../util/on-demand.ts';
 
@@ -145,7 +145,15 @@ class LimiterStore implements CounterStore {
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/**
+ * rate-limiter-flexible's index loads every limiter it has (Mongo, Postgres, DynamoDB, ...; about
+ * 1.2 MiB of heap): the two used here are loaded from their own files, Redis's only when asked for.
+ */
+const loadMemoryLimiter = onDemand<typeof RateLimiterMemory>('rate-limiter-flexible/lib/RateLimiterMemory.js');
+const loadRedisLimiter = onDemand<typeof RateLimiterRedis>('rate-limiter-flexible/lib/RateLimiterRedis.js');
+
 function memoryLimiter(): RateLimiterMemory {
+  const RateLimiterMemory = loadMemoryLimiter();
   return new RateLimiterMemory({ points: POINTS, duration: 60, keyPrefix: PREFIX });
 }
 
@@ -203,6 +211,7 @@ function createRedisStore(url: string, parsed: URL, log: Logger, opts: CounterSt
   });
 
   const local = memoryLimiter();
+  const RateLimiterRedis = loadRedisLimiter();
   const primary = new RateLimiterRedis({
     storeClient: client,
     points: POINTS,

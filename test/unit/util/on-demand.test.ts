@@ -10,14 +10,15 @@ function loadedAfter(script: string): string[] {
   const probe = `${script}
 const { createRequire } = await import('node:module');
 const cache = Object.keys(createRequire(import.meta.url).cache);
-const names = ['node-forge', 'ioredis', 'pino-pretty'].filter((n) => cache.some((f) => f.includes(\`/node_modules/\${n}/\`)));
+const names = ['node-forge', 'ioredis', 'pino-pretty', 'rate-limiter-flexible/lib/RateLimiterMongo', 'rate-limiter-flexible/lib/RateLimiterRedis.js']
+  .filter((n) => cache.some((f) => f.includes(\`/node_modules/\${n}\`)));
 process.stdout.write(JSON.stringify(names));`;
   const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', probe], { cwd: ROOT, encoding: 'utf8', timeout: 30_000 });
   return JSON.parse(out) as string[];
 }
 
 describe('packages loaded on demand', () => {
-  it('the gateway modules (everything cli.ts imports) load without node-forge, ioredis or pino-pretty', () => {
+  it('the gateway modules (everything cli.ts imports) load without node-forge, ioredis, pino-pretty or the limiters they do not use', () => {
     const modules = ['app', 'config/load', 'config/tls-material', 'log/logger', 'cluster/primary', 'cluster/worker'];
     expect(loadedAfter(modules.map((m) => `await import('./src/${m}.ts');`).join('\n'))).toEqual([]);
   });
@@ -31,6 +32,6 @@ const { createRootLogger } = await import('./src/log/logger.ts');
 const log = createRootLogger({ level: 'warn', format: 'pretty' });
 const store = createCounterStore('redis://127.0.0.1:1', log, { connectTimeoutMs: 50, retryMaxDelayMs: 50 });
 await store.close();`);
-    expect(used.sort()).toEqual(['ioredis', 'node-forge', 'pino-pretty']);
+    expect(used.sort()).toEqual(['ioredis', 'node-forge', 'pino-pretty', 'rate-limiter-flexible/lib/RateLimiterRedis.js']);
   });
 });
