@@ -29,10 +29,12 @@ export class BackendPool {
    * Every server, in the order to try them: healthy ones first, rotating the start on each call
    * so load spreads; then the down ones, soonest back first (better than failing outright).
    */
-  pick(): BackendServer[] {
+  pick(): readonly BackendServer[] {
     const n = this.servers.length;
     const start = this.cursor % n;
     this.cursor = (start + 1) % n;
+    // The common case, every server up (and often only one): no sorting, no look-ups per server.
+    if (this.downUntil.size === 0) return start === 0 ? this.servers : [...this.servers.slice(start), ...this.servers.slice(0, start)];
     const rotated = [...this.servers.slice(start), ...this.servers.slice(0, start)];
     const up = rotated.filter((s) => !this.isDown(s));
     const down = rotated.filter((s) => this.isDown(s))
@@ -45,7 +47,7 @@ export class BackendPool {
   }
 
   markUp(server: BackendServer): void {
-    this.downUntil.delete(keyOf(server));
+    if (this.downUntil.size !== 0) this.downUntil.delete(keyOf(server));
   }
 
   isDown(server: BackendServer): boolean {
