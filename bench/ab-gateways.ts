@@ -22,7 +22,7 @@ import { openRunScope } from './lib/run-scope.ts';
 import { startGatewayProcess } from './lib/gateway-process.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
 import { startBulkBackend } from './lib/bulk-backend.ts';
-import { bulkRetr, noopLatency, sessionRate, type Target } from './lib/measure.ts';
+import { bulkRetr, noopLatency, sessionRate, warmUp, type Target } from './lib/measure.ts';
 import { loadAverage } from './lib/proc-stats.ts';
 import { median } from './lib/stats.ts';
 
@@ -85,10 +85,9 @@ try {
   };
   const samples: Record<Key, Sample[]> = { pipe: [], A: [], B: [] };
   const loads: number[] = [];
-  // One unmeasured pass each: JIT, Dovecot's index, page cache.
+  // Unmeasured work first, the same mix as the rounds: JIT, Dovecot's index, page cache.
   for (const k of ['pipe', 'A', 'B'] as const) {
-    await sessionRate(targets[k], BOB, 8, Math.max(500, warmS * 1000));
-    await bulkRetr(targets[k], ALICE, mib, 1);
+    await warmUp(targets[k], { credentials: BOB, concurrency: 8, seconds: warmS, noops: Math.min(noops, 300), bulk: { credentials: ALICE, mib } });
   }
   for (let r = 0; r < rounds; r++) {
     const order = (['pipe', 'A', 'B'] as Key[]).sort(() => Math.random() - 0.5);

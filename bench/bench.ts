@@ -30,7 +30,7 @@ import { collectAndMeasure } from './lib/inspector.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
 import { interleavedSessions, type InterleavedResult } from './lib/interleaved.ts';
 import { bulkMessage } from './lib/mailbox.ts';
-import { bulkRetr, idleMemory, noopLatency, sessionRate, type Target } from './lib/measure.ts';
+import { bulkRetr, idleMemory, noopLatency, sessionRate, warmUp, type Target } from './lib/measure.ts';
 import { loadAverage, machineInfo } from './lib/proc-stats.ts';
 import { comparisons, ISSUE_TARGETS, renderTable, type BenchResults, type TargetResult } from './lib/report.ts';
 import type { Endpoint } from './lib/raw-pop3.ts';
@@ -103,8 +103,8 @@ async function measureTarget(label: string, t: Target, s: Settings): Promise<Tar
     // A proxy runs for days: what counts is its steady state. A fresh Node process spends its first
     // thousands of sessions compiling (V8 optimises a function only after many calls), and the
     // gateway, with more code on a session's path than the pipe, pays that longer.
-    log(`${label}: warm-up, full sessions for ${s.warmSeconds} s (not measured)`);
-    await sessionRate(t, BOB, s.concurrency, s.warmSeconds * 1000);
+    log(`${label}: warm-up, ${s.warmSeconds} s of full sessions with NOOPs and bulk RETRs (not measured)`);
+    await warmUp(t, { credentials: BOB, concurrency: s.concurrency, seconds: s.warmSeconds, noops: Math.min(s.noops, 300), bulk: { credentials: ALICE, mib: s.bigMiB } });
   }
   log(`${label}: ${s.noops} NOOPs`);
   const noop = await noopLatency(t, BOB, s.noops, 1000);
@@ -252,7 +252,7 @@ async function main(): Promise<number> {
       + 'bulk RETR and NOOP clients run on the bench\'s main thread. Client, gateway and Dovecot share the machine\'s cores.');
     const protocols = Object.values(targets).map((t) => `${t.label}: ${t.sessions.tlsProtocol ?? 'none'}`).join(', ');
     notes.push(s.warmSeconds > 0
-      ? `warm-up: ${s.warmSeconds} s of unmeasured full sessions against each proxy (pipe and gateway) before its measurements (--warm 0: cold).`
+      ? `warm-up: ${s.warmSeconds} s of unmeasured full sessions, with NOOPs and a bulk RETR twice over, against each proxy (pipe and gateway) before its measurements (--warm 0: cold).`
       : 'no warm-up (--warm 0): proxies are measured from a cold start, JIT compilation included.');
     notes.push(`TLS: the client verifies the certificate (RSA 2048, test CA), no session resumption; negotiated ${protocols}.`);
     if (s.reference) {

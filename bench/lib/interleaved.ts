@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { CertFiles } from '../../test/harness/certs.ts';
 import type { DovecotInstance } from '../../test/harness/dovecot.ts';
 import { startGatewayProcess, type GatewayProcess } from './gateway-process.ts';
-import { bulkRetr, noopLatency, sessionRate, type Target } from './measure.ts';
+import { bulkRetr, noopLatency, sessionRate, warmUp, type Target } from './measure.ts';
 import { startPipeProxy, type PipeProxy } from './pipe-proxy.ts';
 import { median, round } from './stats.ts';
 
@@ -81,8 +81,9 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     };
     const keys: InterleavedKey[] = ['pipe', 'warn', 'info'];
     for (const k of keys) {
-      o.log(`interleaved: warm-up of ${k}, ${o.warmSeconds} s`);
-      await sessionRate(targets[k], o.credentials, o.concurrency, Math.max(500, o.warmSeconds * 1000));
+      o.log(`interleaved: warm-up of ${k}: ${o.warmSeconds} s of sessions, NOOPs and bulk RETRs`);
+      await warmUp(targets[k], { credentials: o.credentials, concurrency: o.concurrency, seconds: o.warmSeconds, noops: Math.min(o.noops, 300),
+        bulk: o.bulk === undefined ? null : { credentials: o.bulk.credentials, mib: o.bulk.mib } });
     }
     const cpu: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const rate: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };

@@ -134,6 +134,35 @@ export interface NoopResult {
   meanUs: number;
 }
 
+export interface WarmUpOptions {
+  credentials: Credentials;
+  concurrency: number;
+  /** Seconds of full sessions in all (half before and half after the first bulk RETR). */
+  seconds: number;
+  /** NOOPs per pass (0: none). */
+  noops: number;
+  /** A RETR of a `mib` MiB message of `credentials`' mailbox per pass (null: none). */
+  bulk: { credentials: Credentials; mib: number } | null;
+}
+
+/**
+ * Unmeasured work against a proxy before it is measured: the same mix the measurement runs
+ * (full sessions, NOOPs, a bulk RETR), twice over. A proxy runs for days on all of it; V8 compiles
+ * each hot function for the objects it has seen so far, so a process warmed on sessions alone
+ * recompiles part of its session path (stream internals, the reply path) after its first bulk
+ * relay and again in the next sessions (seen with --trace-deopt: "wrong map" deopts of Node's
+ * stream functions after each of the first bulk RETRs, none from the third on).
+ */
+export async function warmUp(t: Target, o: WarmUpOptions): Promise<void> {
+  for (let pass = 0; pass < 2; pass++) {
+    await sessionRate(t, o.credentials, o.concurrency, Math.max(250, o.seconds * 500));
+    if (o.noops > 0) await noopLatency(t, o.credentials, o.noops, 0);
+    if (o.bulk !== null) await bulkRetr(t, o.bulk.credentials, o.bulk.mib, 1);
+  }
+  // The measured order starts with sessions: end on them too, so none is first after a RETR.
+  await sessionRate(t, o.credentials, o.concurrency, 500);
+}
+
 /** `count` sequential NOOPs on one logged-in session, after `warmup` unmeasured ones. */
 export async function noopLatency(t: Target, cred: Credentials, count: number, warmup = 200): Promise<NoopResult> {
   const c = await RawPop3.connect(t.endpoint);
