@@ -52,11 +52,16 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Open sessions per listener, kept as plain counts and set on the gauge when it is read. */
+  private readonly openSessions = new Map<string, number>();
   private readonly sessionsActive = new prom.Gauge({
     name: 'pop3gw_sessions_active',
     help: 'Client sessions currently open, by listener.',
     labelNames: ['listener'] as const,
     registers: [this.registry],
+    collect: () => {
+      for (const [listener, n] of this.openSessions) this.sessionsActive.set({ listener }, n);
+    },
   });
 
   private readonly logins = new prom.Counter({
@@ -83,11 +88,16 @@ export class GatewayMetrics {
 
   private bytesIn!: prom.Counter.Internal;
   private bytesOut!: prom.Counter.Internal;
+  /** Bytes relayed since the last scrape: plain sums per chunk, added to the counter when it is read. */
+  private pendingIn = 0;
+  private pendingOut = 0;
   private readonly bytesRelayed = new prom.Counter({
     name: 'pop3gw_bytes_total',
     help: 'Bytes relayed, by direction.',
     labelNames: ['direction'] as const,
     registers: [this.registry],
+    // prom-client calls this before every read of the counter (a scrape, the cluster's aggregation).
+    collect: () => this.flushBytes(),
   });
 
   private readonly backendConnects = new prom.Histogram({
@@ -168,11 +178,11 @@ export class GatewayMetrics {
   }
 
   sessionOpened(listener: string): void {
-    this.sessionsActive.inc({ listener });
+    this.openSessions.set(listener, (this.openSessions.get(listener) ?? 0) + 1);
   }
 
   sessionClosed(listener: string): void {
-    this.sessionsActive.dec({ listener });
+    this.openSessions.set(listener, (this.openSessions.get(listener) ?? 0) - 1);
   }
 
   login(result: LoginResult): void {
@@ -188,9 +198,22 @@ export class GatewayMetrics {
     this.refusals.inc({ reason: REASONS.has(reason) ? reason : 'other' });
   }
 
+  /**
+   * Called for every relayed chunk and every command and reply line: only a sum here. A
+   * prom-client inc hashes its label set and updates its series each time (a twentieth of the CPU
+   * of a NOOP in a warmed profile); the sums reach the counter whenever it is read.
+   */
   bytes(direction: Direction, n: number): void {
-    // Called for every relayed chunk: a pre-bound child skips hashing the label set each time.
-    if (n > 0) (direction === 'backend_to_client' ? this.bytesOut : this.bytesIn).inc(n);
+    if (!(n > 0)) return;
+    if (direction === 'backend_to_client') this.pendingOut += n;
+    else this.pendingIn += n;
+  }
+
+  private flushBytes(): void {
+    if (this.pendingIn > 0) this.bytesIn.inc(this.pendingIn);
+    if (this.pendingOut > 0) this.bytesOut.inc(this.pendingOut);
+    this.pendingIn = 0;
+    this.pendingOut = 0;
   }
 
   backendConnect(seconds: number, result: 'ok' | 'error', code?: string): void {

@@ -72,6 +72,25 @@ describe('gateway metrics', () => {
     expect(value(e, 'pop3gw_tls_handshake_failures_total', { listener: 'pop3s' })).toBe(1);
   });
 
+  it('bytes summed between scrapes are counted once, by every way the counter is read', async () => {
+    const m = new GatewayMetrics();
+    for (let i = 0; i < 100; i++) m.bytes('backend_to_client', 65_536);
+    m.bytes('client_to_backend', 6);
+    m.bytes('client_to_backend', Number.NaN);
+    m.bytes('client_to_backend', -5);
+    const first = await scrape(m);
+    expect(value(first, 'pop3gw_bytes_total', { direction: 'backend_to_client' })).toBe(6_553_600);
+    expect(value(first, 'pop3gw_bytes_total', { direction: 'client_to_backend' })).toBe(6);
+    // A second read without traffic in between adds nothing; new traffic is added to the total.
+    expect(value(await scrape(m), 'pop3gw_bytes_total', { direction: 'backend_to_client' })).toBe(6_553_600);
+    m.bytes('backend_to_client', 10);
+    // The cluster's primary reads workers through getMetricsAsJSON(): the same total.
+    const json = await m.registry.getMetricsAsJSON();
+    const bytes = json.find((x) => x.name === 'pop3gw_bytes_total')!.values;
+    expect(bytes.find((v) => v.labels.direction === 'backend_to_client')?.value).toBe(6_553_610);
+    expect(value(await scrape(m), 'pop3gw_bytes_total', { direction: 'backend_to_client' })).toBe(6_553_610);
+  });
+
   it('the active sessions gauge goes up and down per listener', async () => {
     const m = new GatewayMetrics();
     m.sessionOpened('pop3s');
