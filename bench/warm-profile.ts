@@ -1,7 +1,8 @@
 /**
- * `node --import tsx bench/warm-profile.ts [--who gateway|pipe] [--kind cpu|alloc|survivors] [--work sessions|noop] [--level info|warn] [--no-audit] [--warm S] [--seconds S] [--top N] [--out FILE]`:
+ * `node --import tsx bench/warm-profile.ts [--who gateway|pipe] [--kind cpu|alloc|survivors] [--work sessions|noop|bulk] [--level info|warn] [--no-audit] [--warm S] [--seconds S] [--top N] [--out FILE]`:
  * a profile of a warmed proxy doing full sessions (8 concurrent) or sequential NOOPs on one
- * logged-in session (`--work noop`, 20 000 per --seconds 5), taken through the inspector
+ * logged-in session (`--work noop`, 20 000 per --seconds 5) or RETRs of a 100 MiB message (`--work
+ * bulk`, --seconds of them), taken through the inspector
  * after `--warm` seconds of unmeasured sessions, so it shows the steady state rather than the
  * JIT's first seconds (`--cpu-prof` profiles from process start).
  *
@@ -23,14 +24,14 @@ import { startBulkBackend } from './lib/bulk-backend.ts';
 import { startGatewayProcess } from './lib/gateway-process.ts';
 import { startPipeProxy } from './lib/pipe-proxy.ts';
 import { allocationsDuring, profileDuring } from './lib/inspector.ts';
-import { noopLatency, sessionRate, type Target } from './lib/measure.ts';
+import { bulkRetr, noopLatency, sessionRate, type Target } from './lib/measure.ts';
 import { freePort } from '../test/harness/ports.ts';
 
 const { values } = parseArgs({ options: {
   who: { type: 'string' }, kind: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' },
   warm: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, work: { type: 'string' },
 } });
-const work = values.work === 'noop' ? 'noop' : 'sessions';
+const work = values.work === 'noop' || values.work === 'bulk' ? values.work : 'sessions';
 const who = values.who === 'pipe' ? 'pipe' : 'gateway';
 const kind = values.kind === 'alloc' || values.kind === 'survivors' ? values.kind : 'cpu';
 const level = values.level === 'warn' ? 'warn' : 'info';
@@ -41,6 +42,7 @@ const top = Number(values.top ?? 30);
 const out = path.resolve(values.out ?? `.bench/warm-${who}-${work}-${kind}.${kind === 'cpu' ? 'cpuprofile' : 'heapprofile'}`);
 const log = (l: string) => process.stderr.write(`[warm-profile ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
 const BOB = { user: 'bob', password: 'bob-secret' };
+const ALICE = { user: 'alice', password: 'alice-secret' };
 
 interface HeapNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
@@ -73,7 +75,7 @@ function printAllocations(profile: { head: HeapNode }, units: number): void {
   };
   walk(profile.head, '(Node itself: no frame of ours or a package)', []);
   const kib = (b: number) => `${(b / units / 1024).toFixed(2).padStart(6)} KiB`;
-  const unit = work === 'noop' ? 'NOOP' : 'session';
+  const unit = work === 'noop' ? 'NOOP' : work === 'bulk' ? 'MiB relayed' : 'session';
   process.stdout.write(`${who}: ${units} ${unit}s, ${(total / units / 1024).toFixed(1)} KiB ${kind === 'alloc' ? 'allocated' : 'surviving a scavenge'} per ${unit} (sampled)\n-- by owner\n`);
   for (const [k, b] of [...byOwner].sort((a, c) => c[1] - a[1]).slice(0, top)) process.stdout.write(`${kib(b)}  ${k}\n`);
   process.stdout.write('-- by site\n');
@@ -82,7 +84,7 @@ function printAllocations(profile: { head: HeapNode }, units: number): void {
 
 const { dir, live, cleanup } = openRunScope('warm-profile', log);
 try {
-  const backend = await startBulkBackend(1, (d) => (live.dovecot = d));
+  const backend = await startBulkBackend(work === 'bulk' ? 100 : 1, (d) => (live.dovecot = d));
   let target: Target;
   let inspectorUrl: string;
   let stop: () => Promise<void>;
@@ -109,11 +111,16 @@ try {
   await sessionRate(target, BOB, 8, warmS * 1000);
   const noops = Math.round(seconds * 4000);
   if (work === 'noop') await noopLatency(target, BOB, 2000, 0);
-  log(`${who}: ${kind} profile over ${work === 'noop' ? `${noops} NOOPs` : `${seconds} s of full sessions`}`);
+  if (work === 'bulk') await bulkRetr(target, ALICE, 100, 1);
+  log(`${who}: ${kind} profile over ${work === 'noop' ? `${noops} NOOPs` : work === 'bulk' ? `RETR of 100 MiB ×${Math.max(1, Math.round(seconds))}` : `${seconds} s of full sessions`}`);
   const run = async (): Promise<{ units: number; summary: string }> => {
     if (work === 'noop') {
       const r = await noopLatency(target, BOB, noops, 0);
       return { units: noops, summary: `NOOP p50 ${r.p50Us} µs` };
+    }
+    if (work === 'bulk') {
+      const r = await bulkRetr(target, ALICE, 100, Math.max(1, Math.round(seconds)));
+      return { units: r.octets / 2 ** 20, summary: `${r.gatewayCpuSPerGiB} CPU s per GiB` };
     }
     const r = await sessionRate(target, BOB, 8, seconds * 1000);
     return { units: r.sessions, summary: `${r.perSecond} sessions/s, ${r.gatewayCpuMsPerSession} CPU ms per session` };
