@@ -168,19 +168,10 @@ export async function collectAndMeasure(wsUrl: string): Promise<MemoryUsage> {
  * A V8 CPU profile of the inspected process while `run` runs (so a warm-up can come first, out
  * of the profile): Profiler.start before, Profiler.stop after. `intervalUs` is the sampling period.
  */
-export async function profileDuring<T>(wsUrl: string, run: () => Promise<T>, intervalUs = 200): Promise<{ result: T; profile: unknown }> {
-  const cdp = await CdpSocket.open(wsUrl);
-  try {
-    await cdp.call('Profiler.enable');
-    await cdp.call('Profiler.setSamplingInterval', { interval: intervalUs });
-    await cdp.call('Profiler.start');
-    const result = await run();
-    const stopped = (await cdp.call('Profiler.stop')) as { profile?: unknown };
-    if (stopped.profile === undefined) throw new Error('inspector: Profiler.stop gave no profile');
-    return { result, profile: stopped.profile };
-  } finally {
-    cdp.close();
-  }
+export function profileDuring<T>(wsUrl: string, run: () => Promise<T>, intervalUs = 200): Promise<{ result: T; profile: unknown }> {
+  return recordDuring(wsUrl, run, [
+    ['Profiler.enable', {}], ['Profiler.setSamplingInterval', { interval: intervalUs }], ['Profiler.start', {}],
+  ], 'Profiler.stop');
 }
 
 /**
@@ -189,18 +180,27 @@ export async function profileDuring<T>(wsUrl: string, run: () => Promise<T>, int
  * `includeMinorGarbage: false` leaves out what died young: what is left is what the scavenger
  * had to copy (and the old generation to mark), the costly part of a garbage-collected heap.
  */
-export async function allocationsDuring<T>(
+export function allocationsDuring<T>(
   wsUrl: string, run: () => Promise<T>, intervalBytes = 4096, opts: { includeMinorGarbage?: boolean } = {},
+): Promise<{ result: T; profile: unknown }> {
+  return recordDuring(wsUrl, run, [
+    ['HeapProfiler.enable', {}],
+    ['HeapProfiler.startSampling', {
+      samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: opts.includeMinorGarbage ?? true,
+    }],
+  ], 'HeapProfiler.stopSampling');
+}
+
+/** Sends `start` (method, params) in order, runs `run`, then `stop`, whose answer holds the profile. */
+async function recordDuring<T>(
+  wsUrl: string, run: () => Promise<T>, start: Array<[string, Record<string, unknown>]>, stop: string,
 ): Promise<{ result: T; profile: unknown }> {
   const cdp = await CdpSocket.open(wsUrl);
   try {
-    await cdp.call('HeapProfiler.enable');
-    await cdp.call('HeapProfiler.startSampling', {
-      samplingInterval: intervalBytes, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: opts.includeMinorGarbage ?? true,
-    });
+    for (const [method, params] of start) await cdp.call(method, params);
     const result = await run();
-    const stopped = (await cdp.call('HeapProfiler.stopSampling')) as { profile?: unknown };
-    if (stopped.profile === undefined) throw new Error('inspector: HeapProfiler.stopSampling gave no profile');
+    const stopped = (await cdp.call(stop)) as { profile?: unknown };
+    if (stopped.profile === undefined) throw new Error(`inspector: ${stop} gave no profile`);
     return { result, profile: stopped.profile };
   } finally {
     cdp.close();
