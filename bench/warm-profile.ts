@@ -20,12 +20,9 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { parseArgs } from 'node:util';
 import { openRunScope } from './lib/run-scope.ts';
-import { startBulkBackend } from './lib/bulk-backend.ts';
-import { startGatewayProcess } from './lib/gateway-process.ts';
-import { startPipeProxy } from './lib/pipe-proxy.ts';
+import { startBulkBackend, startProxy } from './lib/bulk-backend.ts';
 import { allocationsDuring, profileDuring } from './lib/inspector.ts';
-import { bulkRetr, noopLatency, sessionRate, type Target } from './lib/measure.ts';
-import { freePort } from '../test/harness/ports.ts';
+import { bulkRetr, noopLatency, sessionRate } from './lib/measure.ts';
 
 const { values } = parseArgs({ options: {
   who: { type: 'string' }, kind: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' },
@@ -85,28 +82,9 @@ function printAllocations(profile: { head: HeapNode }, units: number): void {
 const { dir, live, cleanup } = openRunScope('warm-profile', log);
 try {
   const backend = await startBulkBackend(work === 'bulk' ? 100 : 1, (d) => (live.dovecot = d));
-  let target: Target;
-  let inspectorUrl: string;
-  let stop: () => Promise<void>;
-  if (who === 'pipe') {
-    // The pipe prints no inspector URL of its own: a fixed free port, asked over HTTP.
-    const port = await freePort();
-    const p = await startPipeProxy(backend.cert.certFile, backend.cert.keyFile, backend.dovecot.port, [`--inspect=127.0.0.1:${port}`]);
-    stop = p.stop;
-    target = { name: 'pipe', endpoint: backend.endpoint(p.port), gatewayPid: p.pid, dovecotPid: backend.dovecot.pid };
-    const list = await (await fetch(`http://127.0.0.1:${port}/json/list`)).json() as Array<{ webSocketDebuggerUrl: string }>;
-    inspectorUrl = list[0]!.webSocketDebuggerUrl;
-  } else {
-    const gw = await startGatewayProcess({ dir, backendPort: backend.dovecot.port, certFile: backend.cert.certFile, keyFile: backend.cert.keyFile,
-      level, audit, inspect: true, logToFile: true });
-    live.gateway = gw;
-    stop = async () => {
-      await gw.stop();
-      live.gateway = null;
-    };
-    target = { name: 'gateway', endpoint: backend.endpoint(gw.ports.pop3s), gatewayPid: gw.pid, dovecotPid: backend.dovecot.pid };
-    inspectorUrl = gw.inspectorUrl!;
-  }
+  const { target, inspectorUrl: url, stop } = await startProxy(who, backend, { dir, nodeArgs: [], level, audit, live, inspect: true, logToFile: true });
+  if (url === null) throw new Error(`${who}: started without an inspector URL`);
+  const inspectorUrl = url;
   log(`${who}: warm-up, ${warmS} s of full sessions`);
   await sessionRate(target, BOB, 8, warmS * 1000);
   const noops = Math.round(seconds * 4000);

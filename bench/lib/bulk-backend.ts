@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { makeCert, type CertFiles } from '../../test/harness/certs.ts';
+import { freePort } from '../../test/harness/ports.ts';
 import { startDovecot, type DovecotInstance } from '../../test/harness/dovecot.ts';
 import { startGatewayProcess } from './gateway-process.ts';
 import { bulkMessage } from './mailbox.ts';
@@ -36,7 +37,21 @@ export async function startBulkBackend(mib: number, onDovecot: (dc: DovecotInsta
 
 export interface StartedProxy {
   readonly target: Target;
+  /** The inspector's ws:// URL when started with `inspect`, else null. */
+  readonly inspectorUrl: string | null;
   stop(): Promise<void>;
+}
+
+export interface ProxyOptions {
+  dir: string;
+  nodeArgs: string[];
+  level: 'warn' | 'info';
+  audit: boolean;
+  live: RunScope['live'];
+  /** Start with the inspector on a loopback port (for a profile taken after a warm-up). */
+  inspect?: boolean;
+  /** The gateway's stdout (its JSON log) to a file rather than a pipe read by this process. */
+  logToFile?: boolean;
 }
 
 /**
@@ -44,19 +59,23 @@ export interface StartedProxy {
  * started with extra node flags (a profiler), as a measurement Target. A gateway is put in
  * `live` so the run scope stops it if the run fails.
  */
-export async function startProxy(
-  kind: 'pipe' | 'gateway', b: BulkBackend, o: { dir: string; nodeArgs: string[]; level: 'warn' | 'info'; audit: boolean; live: RunScope['live'] },
-): Promise<StartedProxy> {
+export async function startProxy(kind: 'pipe' | 'gateway', b: BulkBackend, o: ProxyOptions): Promise<StartedProxy> {
   const { dovecot: dc, cert } = b;
   if (kind === 'pipe') {
-    const p = await startPipeProxy(cert.certFile, cert.keyFile, dc.port, o.nodeArgs);
-    return { target: { name: kind, endpoint: b.endpoint(p.port), gatewayPid: p.pid, dovecotPid: dc.pid }, stop: p.stop };
+    // The pipe prints no inspector URL of its own: a free port chosen here, asked over HTTP.
+    const port = o.inspect === true ? await freePort() : null;
+    const p = await startPipeProxy(cert.certFile, cert.keyFile, dc.port, port === null ? o.nodeArgs : [...o.nodeArgs, `--inspect=127.0.0.1:${port}`]);
+    const inspectorUrl = port === null ? null
+      : ((await (await fetch(`http://127.0.0.1:${port}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>)[0]!.webSocketDebuggerUrl;
+    return { target: { name: kind, endpoint: b.endpoint(p.port), gatewayPid: p.pid, dovecotPid: dc.pid }, inspectorUrl, stop: p.stop };
   }
   const gw = await startGatewayProcess({ dir: fs.mkdtempSync(path.join(o.dir, 'gw-')), backendPort: dc.port,
-    certFile: cert.certFile, keyFile: cert.keyFile, level: o.level, audit: o.audit, nodeArgs: o.nodeArgs });
+    certFile: cert.certFile, keyFile: cert.keyFile, level: o.level, audit: o.audit, nodeArgs: o.nodeArgs,
+    inspect: o.inspect, logToFile: o.logToFile });
   o.live.gateway = gw;
   return {
     target: { name: kind, endpoint: b.endpoint(gw.ports.pop3s), gatewayPid: gw.pid, dovecotPid: dc.pid },
+    inspectorUrl: gw.inspectorUrl,
     stop: async () => {
       await gw.stop();
       o.live.gateway = null;
