@@ -33,9 +33,9 @@ export class BackendPool {
     const n = this.servers.length;
     const start = this.cursor % n;
     this.cursor = (start + 1) % n;
+    const rotated = start === 0 ? this.servers : [...this.servers.slice(start), ...this.servers.slice(0, start)];
     // The common case, every server up (and often only one): no sorting, no look-ups per server.
-    if (this.downUntil.size === 0) return start === 0 ? this.servers : [...this.servers.slice(start), ...this.servers.slice(0, start)];
-    const rotated = [...this.servers.slice(start), ...this.servers.slice(0, start)];
+    if (this.downUntil.size === 0) return rotated;
     const up = rotated.filter((s) => !this.isDown(s));
     const down = rotated.filter((s) => this.isDown(s))
       .sort((a, b) => (this.downUntil.get(keyOf(a)) ?? 0) - (this.downUntil.get(keyOf(b)) ?? 0));
