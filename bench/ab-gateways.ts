@@ -11,9 +11,10 @@
  * `--b DIR` runs B from another built checkout too; `--a-env K=V` / `--b-env K=V` (repeatable) set
  * environment variables for one side only. The gateways' stdout goes to a file (`--log-pipe`: to a pipe read by this process, as before).
  * `--a .` with `--a-level warn --a-audit off` (and B at info with the audit) measures what
- * logging and the audit cost, both sides warmed alike. `--warm S` (default 15): full sessions
- * against each target before the first round, so the JIT has compiled what a session runs (a
- * cold gateway costs half again per session in its first seconds; the pipe has less to compile).
+ * logging and the audit cost, both sides warmed alike. `--warm S` (default 15): S seconds of full
+ * sessions, with NOOPs and a RETR, twice over (measure.ts warmUp), against each target before the
+ * first round, so the JIT has compiled what a round runs (a cold gateway costs half again per
+ * session in its first seconds; the pipe has less to compile).
  */
 import fs from 'node:fs';
 import path from 'node:path';

@@ -12,8 +12,9 @@
  * Options: --seconds N (sessions/s window, default 8), --concurrency N (8),
  * --big-mib N (100), --repeats N (5), --idle N (500), --noops N (2000),
  * --no-info (skip the info+audit variant), --quick (a short smoke run), --warm N (seconds of
- * unmeasured full sessions against each proxy before its first measurement, default 12: the
- * steady state of a long-running proxy, not its JIT warm-up; 0 measures a cold process),
+ * unmeasured full sessions, with NOOPs and a bulk RETR twice over, against each proxy before its
+ * first measurement, default 12: the steady state of a long-running proxy, not its JIT warm-up;
+ * 0 measures a cold process),
  * --profile DIR (run the gateway with --cpu-prof, profiles written to DIR on exit),
  * --interleaved-rounds N / --interleaved-seconds S (CPU per session of the pipe and both variants
  * in N alternating rounds of S s each, all three running at once: lib/interleaved.ts; default 7 × 4 s, 0 skips),
