@@ -172,8 +172,10 @@ function computeNetworkOf(ip: string): string {
   return `${prefix64(addr as ipaddr.IPv6)}/64`;
 }
 
-/** One host for many-users-one-source: the IPv4 address, or the IPv6 /64 a host usually owns. */
-export function hostOf(ip: string): string {
+/** One host for many-users-one-source: the IPv4 address, or the IPv6 /64 a host usually owns. Remembered per address. */
+export const hostOf: (ip: string) => string = memoize(computeHostOf);
+
+function computeHostOf(ip: string): string {
   const addr = parseIp(ip);
   if (addr === null) return ip;
   if (addr.kind() === 'ipv4') return addr.toString();

@@ -4,7 +4,6 @@
  * compared as the IPv4 address they are, so "1.2.3.0/24" matches them.
  */
 import ipaddr from 'ipaddr.js';
-import { memoize } from './memo.ts';
 
 export type IpAddress = ipaddr.IPv4 | ipaddr.IPv6;
 
@@ -16,15 +15,16 @@ export interface Cidr {
 /**
  * Parses an address in its canonical textual form only: IPv4 as four decimal parts (ipaddr.js
  * would also take "0x7f.1" or "2130706433", which nobody means in a config file), IPv6 as RFC 4291.
- * Mapped IPv6 addresses come back as IPv4. Remembered (clients' addresses recur); the result is
- * shared, never to be changed.
+ * Mapped IPv6 addresses come back as IPv4. Not remembered here: it also reads config values and
+ * the admin endpoint's Host header (any text a caller sends); the per-client uses remember their
+ * own answers (signals.ts networkOf/hostOf, networks.ts).
  */
-export const parseIp: (s: string) => IpAddress | null = memoize((s: string): IpAddress | null => {
+export function parseIp(s: string): IpAddress | null {
   if (ipaddr.IPv4.isValidFourPartDecimal(s)) return ipaddr.IPv4.parse(s);
   if (!ipaddr.IPv6.isValid(s) || !s.includes(':')) return null;
   const v6 = ipaddr.IPv6.parse(s);
   return v6.isIPv4MappedAddress() ? v6.toIPv4Address() : v6;
-});
+}
 
 /** "10.0.0.0/8", "2001:db8::/32", or a bare address (a /32 or /128). Null when invalid. */
 export function parseCidr(s: string): Cidr | null {
