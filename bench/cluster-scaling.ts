@@ -17,7 +17,7 @@ import { makeCert } from '../test/harness/certs.ts';
 import { makeTempDir, runProcess } from '../test/harness/child-processes.ts';
 import { metricValue, startCliGateway } from '../test/harness/cli-gateway.ts';
 import { startDovecot } from '../test/harness/dovecot.ts';
-import { freePort } from '../test/harness/ports.ts';
+import { freePorts } from '../test/harness/ports.ts';
 import { ensureBuilt } from './lib/gateway-process.ts';
 
 const seconds = Number(process.argv[2] ?? 5);
@@ -37,8 +37,7 @@ async function cpuSeconds(adminPort: number): Promise<number> {
 
 async function measure(workers: number): Promise<Record<string, unknown>> {
   const dir = makeTempDir('scaling');
-  const pop3s = await freePort();
-  const admin = await freePort();
+  const [pop3s, admin] = await freePorts(2);
   const gw = await startCliGateway(dir, {
     listeners: [{ name: 'pop3s', host: '127.0.0.1', port: pop3s, tls: 'implicit' }],
     tls: { cert: cert.certFile, key: cert.keyFile },

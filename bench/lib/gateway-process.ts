@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { spawnServer, stopChild } from '../../test/harness/child-processes.ts';
-import { freePort, waitForPort } from '../../test/harness/ports.ts';
+import { freePorts, waitForPort } from '../../test/harness/ports.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -87,8 +87,7 @@ export function ensureBuilt(): void {
 
 async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   if (opts.source !== true && opts.root === undefined) ensureBuilt();
-  const pop3s = await freePort();
-  const pop3 = await freePort();
+  const [pop3s, pop3] = await freePorts(2);
   const auditFile = opts.audit ? path.join(opts.dir, 'audit.log') : null;
   const config = {
     listeners: [

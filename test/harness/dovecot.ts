@@ -3,7 +3,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { makeCert } from './certs.ts';
 import { exited, makeTempDir, spawnServer, stopChild } from './child-processes.ts';
-import { freePort } from './ports.ts';
+import { freePorts } from './ports.ts';
 
 /**
  * A real Dovecot (POP3 only) for integration tests: its own config (no system
@@ -236,8 +236,7 @@ async function startOnce(opts: DovecotOptions): Promise<DovecotInstance> {
   fs.writeFileSync(path.join(dir, 'users'), users.map((u) => `${u.name}:{PLAIN}${u.password}::::::\n`).join(''), { mode: 0o644 });
 
   const cert = opts.ssl ? await makeCert({ commonName: 'localhost' }) : null;
-  const port = await freePort();
-  const tlsPort = opts.ssl ? await freePort() : null;
+  const [port, tlsPort]: [number, number | null] = opts.ssl ? await freePorts(2) : [(await freePorts(1))[0]!, null];
   const configFile = path.join(dir, 'dovecot.conf');
   fs.writeFileSync(configFile, buildConfig(dir, port, tlsPort, cert, opts));
   const logFile = path.join(dir, 'dovecot.log');

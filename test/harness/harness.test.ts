@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
+import net from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import pino from 'pino';
@@ -12,7 +13,7 @@ import { startDovecot, type DovecotInstance } from './dovecot.ts';
 import { captureLogs } from './log-capture.ts';
 import { Pop3TestClient } from './pop3-client.ts';
 import { startPopa3d, type Popa3dInstance } from './popa3d.ts';
-import { freePort } from './ports.ts';
+import { freePort, freePorts } from './ports.ts';
 import { startRedis } from './redis.ts';
 import { startScriptBackend } from './script-backend.ts';
 
@@ -334,5 +335,17 @@ describe('the port and certificate helpers', () => {
     expect(fs.readFileSync(cert.certFile, 'utf8')).toBe(cert.certPem);
     expect(new crypto.X509Certificate(cert.certPem).checkIssued(new crypto.X509Certificate(cert.caPem))).toBe(true);
     expect(path.dirname(cert.keyFile).startsWith(os.tmpdir())).toBe(true);
+  });
+
+  it('freePorts gives distinct ports, each free to bind once it returns', async () => {
+    for (let round = 0; round < 20; round++) {
+      const ports = await freePorts(3);
+      expect(new Set(ports).size).toBe(3);
+      for (const port of ports) {
+        const server = net.createServer();
+        await new Promise<void>((resolve, reject) => server.once('error', reject).listen({ host: '127.0.0.1', port }, () => resolve()));
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
+    }
   });
 });

@@ -10,7 +10,7 @@ import { makeTempDir } from '../harness/child-processes.ts';
 import { metricValue, startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
-import { freePort } from '../harness/ports.ts';
+import { freePorts } from '../harness/ports.ts';
 import { startRedis, type RedisInstance } from '../harness/redis.ts';
 
 const DOVECOT_NO_AUTH_PENALTY = 'service anvil {\n  unix_listener anvil-auth-penalty {\n    mode = 0\n  }\n}';
@@ -40,7 +40,8 @@ describe('gateway with workers: 2 and a Redis counter store', () => {
     [dovecot, redis] = await Promise.all([startDovecot({ extraConfig: DOVECOT_NO_AUTH_PENALTY }), startRedis()]);
     const dir = makeTempDir('cluster-redis');
     const cert = await makeCert({ commonName: 'localhost' });
-    port = { pop3s: await freePort(), pop3: await freePort(), admin: await freePort() };
+    const [pop3s, pop3, admin] = await freePorts(3);
+    port = { pop3s, pop3, admin };
     gw = await startCliGateway(dir, {
       listeners: [
         { name: 'pop3s', host: '127.0.0.1', port: port.pop3s, tls: 'implicit' },

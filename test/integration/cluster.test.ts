@@ -15,7 +15,7 @@ import { makeTempDir } from '../harness/child-processes.ts';
 import { metricValue, startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
-import { freePort } from '../harness/ports.ts';
+import { freePorts } from '../harness/ports.ts';
 
 interface SessionEntry {
   id: string;
@@ -95,7 +95,8 @@ describe('gateway with workers: 2 (real CLI, real Dovecot)', () => {
     dovecot.addMessage('alice', 'From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n');
     dir = makeTempDir('cluster');
     const cert = await makeCert({ commonName: 'localhost' });
-    port = { pop3s: await freePort(), pop3: await freePort(), admin: await freePort() };
+    const [pop3s, pop3, admin] = await freePorts(3);
+    port = { pop3s, pop3, admin };
     config = {
       listeners: [
         { name: 'pop3s', host: '127.0.0.1', port: port.pop3s, tls: 'implicit' },

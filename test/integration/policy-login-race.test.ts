@@ -13,7 +13,7 @@ import { startCliGateway, type CliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { startTestGateway, type TestGateway } from '../harness/gateway.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
-import { freePort } from '../harness/ports.ts';
+import { freePorts } from '../harness/ports.ts';
 import { startRedis, type RedisInstance } from '../harness/redis.ts';
 import { DOVECOT_NO_AUTH_PENALTY, attemptLogin, sleep } from './policy-helpers.ts';
 
@@ -121,14 +121,15 @@ describe('parallel PASS cannot race the lockout', () => {
     beforeAll(async () => {
       const dir = makeTempDir('login-race');
       const cert = await makeCert({ commonName: 'localhost' });
+      const [pop3s, admin] = await freePorts(2);
       gw = await startCliGateway(dir, {
-        listeners: [{ name: 'pop3s', host: '127.0.0.1', port: await freePort(), tls: 'implicit' }],
+        listeners: [{ name: 'pop3s', host: '127.0.0.1', port: pop3s, tls: 'implicit' }],
         tls: { cert: cert.certFile, key: cert.keyFile },
         backend: { host: '127.0.0.1', port: dovecot.port },
         workers: 2,
         policy: { auth: AUTH, connections: { maxPerIp: 100 } },
         logging: { level: 'info', audit: path.join(dir, 'audit.log') },
-        admin: { host: '127.0.0.1', port: await freePort() },
+        admin: { host: '127.0.0.1', port: admin },
       });
     }, 90_000);
     afterAll(async () => {
