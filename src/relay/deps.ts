@@ -45,14 +45,34 @@ export interface SessionDeps {
   readonly failureLatency: FailureLatency;
 }
 
-/** Keeps the recent maximum time the backend took to refuse a login. */
+/** Refusals remembered for the estimate. */
+const FAILURE_WINDOW = 16;
+/** How far the estimate stays above the slowest remembered refusal. */
+const FAILURE_HEADROOM = 1.25;
+
+/**
+ * A high estimate of how long the backend takes to refuse a login: every failed login, whatever
+ * its reason, is answered on one schedule that is at least this long. Backends quantise their
+ * refusal delay (Dovecot checks its failure queue every 500 ms, so a 2 s auth_failure_delay
+ * refuses after 2.0 to 2.5 s depending on when the attempt arrived), so the slowest refusal seen
+ * so far is not a bound: with it alone, a locked user was answered at 2.03 s while concurrent
+ * wrong passwords came back at 2.31 s. The estimate keeps a quarter's headroom over the slowest
+ * of the last FAILURE_WINDOW refusals, and it moves only when it must: up when a refusal took
+ * longer than the estimate itself, down once no remembered refusal needs it. Refusals within
+ * the backend's usual range leave it where it is, so attempts in flight together share it.
+ */
 export class FailureLatency {
   private readonly samples: number[] = [];
+  private current = 0;
+
   record(ms: number): void {
     this.samples.push(ms);
-    if (this.samples.length > 16) this.samples.shift();
+    if (this.samples.length > FAILURE_WINDOW) this.samples.shift();
+    const needed = Math.max(...this.samples) * FAILURE_HEADROOM;
+    if (ms > this.current || needed < this.current) this.current = needed;
   }
+
   estimate(): number {
-    return this.samples.length === 0 ? 0 : Math.max(...this.samples);
+    return this.current;
   }
 }
