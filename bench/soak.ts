@@ -4,7 +4,8 @@
  * TLS or STLS, wrong passwords, STAT/LIST/UIDL/TOP/RETR/NOOP/RSET/CAPA/DELE,
  * pipelining) with random disconnects, and every reply is checked against the
  * mailbox read from Dovecot directly. At the end, after a settle: the gateway's
- * RSS is back within --rss-tolerance of its warm baseline, its V8 heap (after
+ * RSS is back within --rss-tolerance of its warm baseline (taken after a short warm-up at the
+ * same concurrency, so what the allocator keeps after such a burst is in it), its V8 heap (after
  * a forced GC, through the inspector) within --heap-tolerance, its open file
  * descriptors are back to baseline, Dovecot has no pop3 session left, the
  * maildirs are unchanged, and there were no mismatches and no unexpected
@@ -190,9 +191,13 @@ async function main(): Promise<number> {
     const watched: Watched = { pid: gw?.pid ?? null };
     const startRss = rssOf(watched);
 
-    // Warm-up, then the baseline the end state is compared with.
+    // Warm-up, then the baseline the end state is compared with. At the load's own concurrency:
+    // the allocator keeps much of what a burst of that many TLS sessions needed (glibc arenas,
+    // OpenSSL), and a baseline taken after 5 workers left that in the "growth" the end is judged
+    // on (+23 to +29 MiB after 50 workers, the same with and without a leak), so a gateway with a
+    // smaller start-up heap failed a check meant for leaks.
     const warm = newCounters();
-    await runWorkers(opts.seed + 1, watched, endpoints, mailboxes, Math.min(0.1, opts.minutes / 4), Math.min(5, opts.workers), warm);
+    await runWorkers(opts.seed + 1, watched, endpoints, mailboxes, Math.min(0.1, opts.minutes / 4), opts.workers, warm);
     await sleep(1500);
     const baseHeap = gw === null ? null : await heapKiB(gw);
     await sleep(1000);
