@@ -1,11 +1,24 @@
 /**
- * Every client TLS handshake, implicit or after STLS, runs through one tls.Server
- * that never listens: accepted sockets are handed to it, so the handshake timeout,
- * SNI, ALPN, session resumption and the cipher policy are OpenSSL's and Node's,
- * configured in one place, and a reload swaps them for new handshakes only.
+ * Every client TLS handshake, implicit or after STLS, runs through tls.Servers that never
+ * listen: accepted sockets are handed to them, so the handshake timeout, SNI, ALPN, session
+ * resumption and the cipher policy are OpenSSL's and Node's, configured in one place, and a
+ * reload swaps them for new handshakes only.
+ *
+ * Two servers with the same options: one with the session-ID cache (`newSession` /
+ * `resumeSession`), one without. Node serves those two events by parsing every ClientHello
+ * before OpenSSL and calling into JavaScript three times per handshake (the hello, and each of
+ * the two tickets a TLS 1.3 server issues): 47–115 µs of server CPU per TLS 1.3 handshake
+ * here, 2–5 % of a whole session (`bench/micro/tls-session-ids.ts`, five runs), and TLS 1.3
+ * never resumes by ID. So the first bytes of a connection are looked at first: a ClientHello
+ * that offers TLS 1.3, where TLS 1.3 is allowed, goes to the server without the cache (tickets
+ * resume it); anything else (TLS 1.2 clients, a hello split over reads, garbage for OpenSSL to
+ * refuse) to the one with it. A client has the handshake timeout to send its first bytes, then
+ * the handshake timeout again for the handshake, as before.
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
+import { offersTls13 } from '../protocol/client-hello.ts';
+import { deadlinesOf, type DeadlineQueue } from '../util/deadline-queue.ts';
 import { TlsSessionCache } from './session-cache.ts';
 
 /** What a session needs to upgrade its client socket (STLS). */
@@ -23,30 +36,50 @@ function rawOf(s: tls.TLSSocket): Socket | undefined {
   return (s as unknown as { _parent?: Socket })._parent;
 }
 
+/** Whether handshakes under `options` can end in TLS 1.2 or older, and whether in TLS 1.3. */
+function versionsOf(options: tls.TlsOptions): { below13: boolean; tls13: boolean } {
+  const min = options.minVersion ?? tls.DEFAULT_MIN_VERSION;
+  const max = options.maxVersion ?? tls.DEFAULT_MAX_VERSION;
+  return { below13: min !== 'TLSv1.3', tls13: max === 'TLSv1.3' };
+}
+
 export class TlsEngine implements TlsUpgrader {
-  private readonly server: tls.Server;
+  /** Handshakes that may end below TLS 1.3: with the session-ID cache. */
+  private readonly withIds: tls.Server;
+  /** Handshakes that offer TLS 1.3 where it is allowed: tickets only. */
+  private readonly ticketsOnly: tls.Server;
   private readonly waiting = new WeakMap<Socket, Waiter>();
+  private versions: { below13: boolean; tls13: boolean };
+  /** Time a client has to send its first bytes (its ClientHello) before the handshake starts. */
+  private helloDeadlines: DeadlineQueue;
 
   private sni: tls.TlsOptions['SNICallback'];
   private readonly sessions: TlsSessionCache;
 
   constructor(options: tls.TlsOptions, private readonly onFailure: (listener: string, err: Error) => void = () => undefined) {
     this.sni = options.SNICallback;
-    // The server keeps its SNICallback internally; route it through a field a reload can swap.
-    this.server = tls.createServer({
-      ...options,
-      SNICallback: (name, cb) => (this.sni === undefined ? cb(null, undefined) : this.sni(name, cb)),
-    });
+    this.versions = versionsOf(options);
+    this.helloDeadlines = deadlinesOf(options.handshakeTimeout ?? 120_000);
+    this.withIds = this.createServer(options);
+    this.ticketsOnly = this.createServer(options);
     // Session IDs: without these two listeners Node resumes tickets only.
     this.sessions = new TlsSessionCache(10_000, (options.sessionTimeout ?? 300) * 1000);
-    this.server.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+    this.withIds.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
       this.sessions.set(id, data);
       done();
     });
-    this.server.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+    this.withIds.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
       done(null, this.sessions.get(id));
     });
-    this.server.on('secureConnection', (s: tls.TLSSocket) => {
+  }
+
+  private createServer(options: tls.TlsOptions): tls.Server {
+    // The server keeps its SNICallback internally; route it through a field a reload can swap.
+    const server = tls.createServer({
+      ...options,
+      SNICallback: (name, cb) => (this.sni === undefined ? cb(null, undefined) : this.sni(name, cb)),
+    });
+    server.on('secureConnection', (s: tls.TLSSocket) => {
       const raw = rawOf(s);
       const w = raw === undefined ? undefined : this.waiting.get(raw);
       if (w === undefined) {
@@ -56,7 +89,7 @@ export class TlsEngine implements TlsUpgrader {
       this.waiting.delete(raw!);
       w.resolve(s);
     });
-    this.server.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
+    server.on('tlsClientError', (err: Error, s: tls.TLSSocket) => {
       const raw = rawOf(s);
       const w = raw === undefined ? undefined : this.waiting.get(raw);
       s.destroy();
@@ -65,16 +98,26 @@ export class TlsEngine implements TlsUpgrader {
         w.reject(err);
       }
     });
+    return server;
   }
 
   /** New certificates and settings for handshakes that start from now on. */
   update(options: tls.TlsOptions): void {
-    this.server.setSecureContext(options);
+    this.withIds.setSecureContext(options);
+    this.ticketsOnly.setSecureContext(options);
     this.sni = options.SNICallback;
+    this.versions = versionsOf(options);
+    this.helloDeadlines = deadlinesOf(options.handshakeTimeout ?? 120_000);
   }
 
   upgrade(raw: Socket, listener: string): Promise<tls.TLSSocket> {
     return new Promise((resolve, reject) => {
+      if (raw.destroyed) {
+        const err = new Error('connection closed before the TLS handshake');
+        this.onFailure(listener, err);
+        reject(err);
+        return;
+      }
       const onClose = (): void => {
         if (!this.waiting.has(raw)) return;
         this.waiting.delete(raw);
@@ -94,7 +137,42 @@ export class TlsEngine implements TlsUpgrader {
         },
       });
       raw.once('close', onClose);
-      this.server.emit('connection', raw);
+      const { below13, tls13 } = this.versions;
+      if (!below13) this.ticketsOnly.emit('connection', raw);
+      else if (!tls13) this.withIds.emit('connection', raw);
+      else this.routeByHello(raw);
     });
+  }
+
+  /**
+   * Waits for the client's first bytes, puts them back and hands the socket to the server its
+   * hello calls for. No bytes within the handshake timeout: the handshake fails as Node's own
+   * timeout would fail it.
+   */
+  private routeByHello(raw: Socket): void {
+    const onData = (chunk: Buffer): void => {
+      deadline.cancel();
+      raw.off('data', onData);
+      raw.off('close', onGone);
+      raw.pause();
+      raw.unshift(chunk);
+      (offersTls13(chunk) === true ? this.ticketsOnly : this.withIds).emit('connection', raw);
+    };
+    const onGone = (): void => {
+      deadline.cancel();
+      raw.off('data', onData);
+    };
+    const deadline = this.helloDeadlines.add(() => {
+      raw.off('data', onData);
+      raw.off('close', onGone);
+      const w = this.waiting.get(raw);
+      this.waiting.delete(raw);
+      raw.destroy();
+      w?.reject(Object.assign(new Error('TLS handshake timeout (no ClientHello)'), { code: 'ERR_TLS_HANDSHAKE_TIMEOUT' }));
+    });
+    raw.on('data', onData);
+    raw.once('close', onGone);
+    // A socket paused by its last reader (STLS, a PROXY header) hands over what it buffered too.
+    raw.resume();
   }
 }

@@ -78,6 +78,12 @@ async function tlsClient(): Promise<{ c: Pop3TestClient; raw: net.Socket }> {
 type Stage = () => Promise<void>;
 
 const stages: Array<[string, Stage]> = [
+  ['before its ClientHello on implicit TLS', async () => {
+    const s = net.connect({ host: '127.0.0.1', port: g.port.pop3s! });
+    await new Promise((r) => s.once('connect', r));
+    await sleep(30);
+    reset(s);
+  }],
   ['during the implicit TLS handshake', async () => {
     const s = net.connect({ host: '127.0.0.1', port: g.port.pop3s! });
     await new Promise((r) => s.once('connect', r));
@@ -245,6 +251,32 @@ describe('clients that go silent', () => {
     const started = Date.now();
     await new Promise((r) => s.once('close', r));
     expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('drops a client that stops half way through its ClientHello', async () => {
+    const s = net.connect({ host: '127.0.0.1', port: quiet.port.pop3s! });
+    s.on('error', () => undefined);
+    await new Promise((r) => s.once('connect', r));
+    s.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03]));
+    const started = Date.now();
+    await new Promise((r) => s.once('close', r));
+    expect(Date.now() - started).toBeLessThan(4000);
+  });
+
+  it('counts a silent implicit-TLS client as a failed handshake', async () => {
+    const failed = async (): Promise<number> => {
+      const m = /pop3gw_tls_handshake_failures_total\{listener="(pop3s)"\} (\d+)/.exec(await quiet.gw.metrics.text());
+      return m === null ? 0 : Number(m[2]);
+    };
+    const before = await failed();
+    const s = net.connect({ host: '127.0.0.1', port: quiet.port.pop3s! });
+    s.on('error', () => undefined);
+    const started = Date.now();
+    await new Promise((r) => s.once('close', r));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    let now = before;
+    for (let i = 0; i < 50 && now === before; i++, await sleep(20)) now = await failed();
+    expect(now).toBe(before + 1);
   });
 
   it('drops a client that answers STLS with silence', async () => {

@@ -1,0 +1,70 @@
+/**
+ * `node --import tsx bench/micro/tls-session-ids.ts [--rounds N] [--handshakes N] [--max-version TLSv1.2|TLSv1.3] [--peek]`:
+ * server CPU per full handshake of a bare `tls.Server` with the session-ID cache listeners
+ * (`newSession` / `resumeSession`) against one without, both running at once, measured in
+ * alternating rounds (medians of per-round figures). With the listeners, Node parses each
+ * ClientHello before OpenSSL and calls into JavaScript for it and for each session OpenSSL
+ * creates (two tickets per TLS 1.3 handshake): why src/net/tls-engine.ts serves TLS 1.3 hellos
+ * from a server without them.
+ */
+import { fork } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import tls from 'node:tls';
+import { parseArgs } from 'node:util';
+import { makeCert } from '../../test/harness/certs.ts';
+
+const { values } = parseArgs({ options: { rounds: { type: 'string' }, handshakes: { type: 'string' }, 'max-version': { type: 'string' }, peek: { type: 'boolean' } } });
+/** --peek: the server without listeners reads and puts back the first bytes first (the engine's routing cost). */
+const bare = values.peek === true ? 'peek' : 'none';
+const rounds = Number(values.rounds ?? 12);
+const perRound = Number(values.handshakes ?? 800);
+const maxVersion = (values['max-version'] ?? 'TLSv1.3') as tls.SecureVersion;
+const cert = await makeCert({ commonName: 'localhost' });
+
+interface Server { port: number; cpuMs(): Promise<number>; stop(): void }
+
+function startServer(mode: 'ids' | 'none' | 'peek'): Promise<Server> {
+  const child = fork(fileURLToPath(new URL('./tls-server.mjs', import.meta.url)), [cert.certFile, cert.keyFile, mode]);
+  return new Promise((resolve) => child.once('message', (m: { port: number }) => resolve({
+    port: m.port,
+    stop: () => child.kill(),
+    cpuMs: () => new Promise((r) => {
+      child.once('message', (x: { cpuMs: number }) => r(x.cpuMs));
+      child.send('cpu');
+    }),
+  })));
+}
+
+function session(port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ port, host: '127.0.0.1', ca: cert.caPem, servername: 'localhost', maxVersion });
+    s.once('data', () => s.write('QUIT\r\n'));
+    s.on('close', () => resolve());
+    s.on('error', reject);
+  });
+}
+
+async function handshakes(port: number, n: number): Promise<void> {
+  let left = n;
+  await Promise.all(Array.from({ length: 4 }, async () => {
+    while (left-- > 0) await session(port);
+  }));
+}
+
+const servers = { ids: await startServer('ids'), none: await startServer(bare) };
+try {
+  for (const s of Object.values(servers)) await handshakes(s.port, perRound * 2); // warm-up
+  const us: Record<'ids' | 'none', number[]> = { ids: [], none: [] };
+  for (let r = 0; r < rounds; r++) {
+    for (const k of (r % 2 === 0 ? ['ids', 'none'] : ['none', 'ids']) as const) {
+      const before = await servers[k].cpuMs();
+      await handshakes(servers[k].port, perRound);
+      us[k].push(((await servers[k].cpuMs()) - before) / perRound * 1000);
+    }
+  }
+  const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
+  console.log(`${maxVersion}, ${rounds} rounds of ${perRound} handshakes, server CPU µs per handshake (median):`);
+  console.log(`  with session-ID listeners ${median(us.ids).toFixed(0)}, without${bare === 'peek' ? ' (first bytes read and put back)' : ''} ${median(us.none).toFixed(0)}, paired difference ${median(us.ids.map((x, i) => x - us.none[i]!)).toFixed(0)}`);
+} finally {
+  for (const s of Object.values(servers)) s.stop();
+}
