@@ -56,7 +56,8 @@ try {
   for (const s of Object.values(servers)) await handshakes(s.port, perRound * 2); // warm-up
   const us: Record<'ids' | 'none', number[]> = { ids: [], none: [] };
   for (let r = 0; r < rounds; r++) {
-    for (const k of (r % 2 === 0 ? ['ids', 'none'] : ['none', 'ids']) as const) {
+    const order: ('ids' | 'none')[] = r % 2 === 0 ? ['ids', 'none'] : ['none', 'ids'];
+    for (const k of order) {
       const before = await servers[k].cpuMs();
       await handshakes(servers[k].port, perRound);
       us[k].push(((await servers[k].cpuMs()) - before) / perRound * 1000);

@@ -37,20 +37,37 @@ describe('batched log destination', () => {
     dest.end();
   });
 
-  it('writes at once past 4 KiB without waiting for the timer', async () => {
+  it('writes at once past 32 KiB without waiting for the timer, and not before', async () => {
     const file = tmpFile();
     const dest = batchedDestination({ dest: file, sync: false }, 10_000);
     await ready(dest);
     const line = `${'x'.repeat(99)}\n`;
-    for (let i = 0; i < 50; i++) dest.write(line);
+    // 30 000 bytes: a busy second's worth of lines at info waits for the timer in one batch.
+    for (let i = 0; i < 300; i++) dest.write(line);
     await sleep(200);
-    // The first 4 KiB went out at once; the tail waits for the timer (or the end).
-    expect(fs.readFileSync(file, 'utf8').length).toBeGreaterThanOrEqual(4096);
+    expect(fs.readFileSync(file, 'utf8').length).toBe(0);
+    for (let i = 0; i < 100; i++) dest.write(line);
+    await sleep(200);
+    // Past 32 KiB it went out at once; the tail waits for the timer (or the end).
+    expect(fs.readFileSync(file, 'utf8').length).toBeGreaterThanOrEqual(32 * 1024);
     await new Promise<void>((r) => {
       dest.once('close', () => r());
       dest.end();
     });
-    expect(fs.readFileSync(file, 'utf8').length).toBe(5000);
+    expect(fs.readFileSync(file, 'utf8').length).toBe(40_000);
+  });
+
+  it('writes a 20 ms batch of a busy gateway (a few KiB) with one system call', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false }, 20);
+    await ready(dest);
+    const sizes: number[] = [];
+    dest.on('write', (n: number) => sizes.push(n));
+    const line = `${'z'.repeat(249)}\n`;
+    for (let i = 0; i < 24; i++) dest.write(line); // 6 000 bytes: one second of ~150 sessions/s is 25 such batches
+    await sleep(150);
+    expect(sizes).toEqual([6000]);
+    dest.end();
   });
 
   it('keeps every write within maxWrite at line boundaries (whole lines per pipe write for shared stdout)', async () => {
@@ -67,6 +84,18 @@ describe('batched log destination', () => {
       expect(n).toBeLessThanOrEqual(4096);
       expect(n % 300).toBe(0);
     }
+    dest.end();
+  });
+
+  it('a flush asked for while a write is in flight still writes the rest, without another line', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false }, 10_000);
+    await ready(dest);
+    dest.write(`${'b'.repeat(40 * 1024 - 1)}\n`); // past 32 KiB: a write starts at once
+    dest.write('tail\n');
+    dest.flush(); // while that write is in flight (sonic-boom alone drops this one)
+    await sleep(300);
+    expect(fs.readFileSync(file, 'utf8').length).toBe(40 * 1024 + 5);
     dest.end();
   });
 
