@@ -58,7 +58,7 @@ interface Entry {
 }
 
 export async function runCluster(file: string, config: GatewayConfig, workers: number): Promise<number> {
-  const root = createRootLogger(config.logging);
+  const root = createRootLogger(config.logging, undefined, { sharedStdout: true });
   return new ClusterPrimary(file, config, workers, root).run();
 }
 

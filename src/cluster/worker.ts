@@ -61,7 +61,7 @@ export async function runWorker(): Promise<number> {
     return 1;
   }
   if (stopRequested !== null) return 0;
-  const root = createRootLogger(config.logging);
+  const root = createRootLogger(config.logging, undefined, { sharedStdout: true });
   const log = root.child({ role: 'worker', worker: cluster.worker?.id ?? 0 });
 
   let gateway: Gateway;

@@ -10,12 +10,13 @@
  * `logging.format` picks readable lines (pino-pretty) instead: `auto` does so only when
  * stdout is a terminal, so scripts reading a pipe keep the contract's JSON lines.
  */
+import { fstatSync } from 'node:fs';
 import pino from 'pino';
 import type prettyModule from 'pino-pretty';
 import type { LogFormat } from '../config/schema.ts';
 import type { Logger } from '../util/logger.ts';
 import { onDemand } from '../util/on-demand.ts';
-import { batchedDestination, PIPE_BUF } from './batched-destination.ts';
+import { batchedDestination, DEFAULT_MAX_WRITE, PIPE_BUF } from './batched-destination.ts';
 
 /** The pretty printer, loaded only when readable lines are asked for (JSON needs none of it). */
 const loadPretty = onDemand<typeof prettyModule>('pino-pretty');
@@ -54,11 +55,34 @@ export function wantsPretty(format: LogFormat, isTTY: boolean): boolean {
   return format === 'pretty' || (format === 'auto' && isTTY);
 }
 
+export interface RootLoggerOptions {
+  /** Other processes write to the same stdout (the cluster's primary and workers). */
+  readonly sharedStdout?: boolean;
+}
+
+/**
+ * The largest write to stdout. A pipe or socket shared with other processes gets writes of at
+ * most PIPE_BUF, which the kernel keeps whole, so lines of two workers never interleave; a
+ * regular file keeps every write whole anyway, and a process alone on its stdout has no one to
+ * interleave with.
+ */
+export function stdoutWriteLimit(sharedStdout: boolean, stdoutIsFile: boolean): number {
+  return sharedStdout && !stdoutIsFile ? PIPE_BUF : DEFAULT_MAX_WRITE;
+}
+
+function stdoutIsRegularFile(): boolean {
+  try {
+    return fstatSync(1).isFile();
+  } catch {
+    return false;
+  }
+}
+
 /**
  * `out` is `logging` (or just a level, for JSON). With a `destination`, `auto` means JSON: a
  * stream handed in is a file or a test's sink, never a terminal.
  */
-export function createRootLogger(out: LogOutput | string, destination?: pino.DestinationStream): RootLogger {
+export function createRootLogger(out: LogOutput | string, destination?: pino.DestinationStream, opts: RootLoggerOptions = {}): RootLogger {
   const { level, format = 'json' } = typeof out === 'string' ? { level: out } : out;
   const isTTY = destination === undefined && process.stdout.isTTY === true;
   // Redaction happens in pino before serialising, so the pretty printer only ever sees censored records.
@@ -76,6 +100,6 @@ export function createRootLogger(out: LogOutput | string, destination?: pino.Des
   };
   const dest = wantsPretty(format, isTTY)
     ? loadPretty()({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
-    : destination ?? batchedDestination({ dest: 1, sync: false, maxWrite: PIPE_BUF });
+    : destination ?? batchedDestination({ dest: 1, sync: false, maxWrite: stdoutWriteLimit(opts.sharedStdout === true, stdoutIsRegularFile()) });
   return pino(options, dest) as RootLogger;
 }

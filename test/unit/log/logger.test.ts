@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createRootLogger, redactSecrets, wantsPretty } from '../../../src/log/logger.ts';
+import { createRootLogger, redactSecrets, stdoutWriteLimit, wantsPretty } from '../../../src/log/logger.ts';
 import { captureLogs } from '../../harness/log-capture.ts';
 
 const flushed = () => new Promise((r) => setTimeout(r, 50));
@@ -74,5 +74,14 @@ describe('the root logger\'s redaction', () => {
   it('returns the same object when nothing needs censoring (no copy per line)', () => {
     const obj = { event: 'command', verb: 'STAT', ms: 1, inner: { a: 1 } };
     expect(redactSecrets(obj)).toBe(obj);
+  });
+});
+
+describe('the root logger\'s writes to stdout', () => {
+  it('stays within PIPE_BUF only where other processes share a pipe or socket', () => {
+    expect(stdoutWriteLimit(true, false)).toBe(4096); // cluster workers on journald's socket or a pipe
+    expect(stdoutWriteLimit(true, true)).toBe(64 * 1024); // a regular file keeps each write whole
+    expect(stdoutWriteLimit(false, false)).toBe(64 * 1024); // one process alone on its stdout
+    expect(stdoutWriteLimit(false, true)).toBe(64 * 1024);
   });
 });
