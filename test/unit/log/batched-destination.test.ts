@@ -99,6 +99,19 @@ describe('batched log destination', () => {
     dest.end();
   });
 
+  it('counts bytes, not characters: non-ASCII lines arrive whole and a flush still completes', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false }, 10_000);
+    await ready(dest);
+    const line = `${'é'.repeat(999)}ü\n`; // 2 001 bytes in 1 001 characters
+    for (let i = 0; i < 20; i++) dest.write(line); // 40 020 bytes: a write starts past 32 KiB
+    dest.write('€ tail\n');
+    dest.flush();
+    await sleep(300);
+    expect(fs.readFileSync(file, 'utf8')).toBe(line.repeat(20) + '€ tail\n');
+    dest.end();
+  });
+
   it('leaves a synchronous destination unbatched (tests read the file right after writing)', () => {
     const file = tmpFile();
     const dest = batchedDestination({ dest: file, sync: true }, 150);
