@@ -36,6 +36,7 @@ import type { Logger } from '../util/logger.ts';
 import { AuditChain, parseChained, GENESIS, type ChainHead } from './chain.ts';
 import { pseudonymizer, type Pseudonymizer } from './pseudonymize.ts';
 import type { AuditFields } from './record.ts';
+import { isoTime } from '../util/iso-time.ts';
 
 export interface AuditSink {
   write(fields: AuditFields): void;
@@ -323,7 +324,7 @@ class FileAuditSink implements AuditSink {
 
   /** `time` first for readability; user names (also inside USER args and signal detail) pseudonymized. */
   private prepare(fields: AuditFields): Record<string, unknown> {
-    const rec: Record<string, unknown> = { time: this.now().toISOString(), ...fields };
+    const rec: Record<string, unknown> = { time: isoTime(this.now().getTime()), ...fields };
     const p = this.pseudonymize;
     if (fields.user !== undefined) rec.user = p(fields.user);
     if (fields.command === 'USER' && fields.args !== undefined) rec.args = p(fields.args);

@@ -15,6 +15,7 @@ import pino from 'pino';
 import type prettyModule from 'pino-pretty';
 import type { LogFormat } from '../config/schema.ts';
 import type { Logger } from '../util/logger.ts';
+import { isoTime } from '../util/iso-time.ts';
 import { onDemand } from '../util/on-demand.ts';
 import { batchedDestination, DEFAULT_MAX_WRITE, PIPE_BUF } from './batched-destination.ts';
 
@@ -89,7 +90,8 @@ export function createRootLogger(out: LogOutput | string, destination?: pino.Des
   const options: pino.LoggerOptions = {
     level,
     base: { pid: process.pid },
-    timestamp: pino.stdTimeFunctions.isoTime,
+    // pino.stdTimeFunctions.isoTime's text, without a Date and its formatting per line.
+    timestamp: () => `,"time":"${isoTime(Date.now())}"`,
     formatters: {
       level: (label) => ({ level: label }),
       log: (obj) => redactSecrets(obj),
