@@ -5,6 +5,7 @@
  */
 import * as prom from 'prom-client';
 import { KNOWN_VERBS } from '../config/schema.ts';
+import { CountedHistogram } from './counted-histogram.ts';
 
 /** Policy refusal reasons used as a label; anything else is counted as "other". */
 export const POLICY_REASONS = [
@@ -71,7 +72,8 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  private readonly commands = new prom.Histogram({
+  /** Observed on every command: a histogram without prom-client's label checks per observation. */
+  private readonly commands = new CountedHistogram({
     name: 'pop3gw_command_duration_seconds',
     help: 'Client commands by verb and result, with the time until the reply ended (bodies included).',
     labelNames: ['verb', 'result'] as const,
@@ -191,7 +193,7 @@ export class GatewayMetrics {
 
   command(verb: string, result: CommandResult, seconds: number): void {
     const v = verb.toUpperCase();
-    this.commands.observe({ verb: VERBS.has(v) ? v : 'OTHER', result }, Math.max(0, seconds));
+    this.commands.observe([VERBS.has(v) ? v : 'OTHER', result], Math.max(0, seconds));
   }
 
   policyRefusal(reason: string): void {
