@@ -11,7 +11,7 @@ import type { BackendConfig, BackendServer } from '../config/schema.ts';
 import { parseCapa, type Capabilities } from '../protocol/capa.ts';
 import { sanitizeLine, type StatusLine } from '../protocol/response.ts';
 import { isLoopbackHost } from '../policy/networks.ts';
-import { abortedError, step } from './deadline.ts';
+import { abortedError, step, type Cancellation } from './deadline.ts';
 import { asBackendError, BackendError } from './errors.ts';
 import { ReplyReader } from './line-reader.ts';
 
@@ -39,7 +39,7 @@ export interface ConnectOptions {
   /** limits.responseLine. */
   readonly responseLineMax: number;
   /** Aborted when the client went away: the socket is destroyed, the call rejects with CLOSED. */
-  readonly signal?: AbortSignal;
+  readonly signal?: Cancellation;
   /** Timeout for each reply (greeting, CAPA, STLS). */
   readonly replyTimeout: number;
   /** Largest CAPA body accepted; default 64 KiB. */
@@ -52,7 +52,7 @@ const STLS = Buffer.from('STLS\r\n', 'latin1');
 /** TLS errors that mean the peer vanished rather than that TLS itself failed. */
 const TRANSPORT_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT']);
 
-type Phase = { server: string; signal: AbortSignal | undefined };
+type Phase = { server: string; signal: Cancellation | undefined };
 
 function tcpConnect(socket: net.Socket, timeoutMs: number, p: Phase): Promise<void> {
   return step<void>({ ...p, timeoutMs, what: 'TCP connection' }, (resolve, reject) => {

@@ -10,6 +10,7 @@ import type { Capabilities } from '../protocol/capa.ts';
 import { buildProxyV1, buildProxyV2 } from '../protocol/proxy-header.ts';
 import type { Logger } from '../util/logger.ts';
 import type { BackendConnection } from './connector.ts';
+import type { Cancellation } from './deadline.ts';
 import { BackendPool, connectWithFailover } from './pool.ts';
 import { BackendProbe } from './probe.ts';
 
@@ -85,7 +86,7 @@ export class BackendDirectory {
     return this.routes.find((r) => r.matches(user))?.localPart === true ? localPart(user) : user;
   }
 
-  async connect(user: string | null, client: { ip: string; port: number; localIp: string; localPort: number }, signal: AbortSignal): Promise<BackendLease> {
+  async connect(user: string | null, client: { ip: string; port: number; localIp: string; localPort: number }, signal: Cancellation): Promise<BackendLease> {
     const route = user === null ? undefined : this.routes.find((r) => r.matches(user));
     const cfg = route?.cfg ?? this.config.backend;
     const pool = route?.pool ?? this.pool;

@@ -11,7 +11,7 @@ import type { Socket } from 'node:net';
 import { LineDecoder } from '../protocol/line-decoder.ts';
 import { unstuffLines } from '../protocol/multiline.ts';
 import { parseStatus, type StatusLine } from '../protocol/response.ts';
-import { step } from './deadline.ts';
+import { step, type Cancellation } from './deadline.ts';
 import { BackendError } from './errors.ts';
 
 export interface ReaderLimits {
@@ -62,7 +62,7 @@ export class ReplyReader {
   };
 
   /** One status line: +OK, -ERR or a continuation; anything else is a PROTOCOL error. */
-  readStatus(what: string, timeoutMs: number, signal?: AbortSignal): Promise<StatusReply> {
+  readStatus(what: string, timeoutMs: number, signal?: Cancellation): Promise<StatusReply> {
     return this.pull(what, timeoutMs, signal, () => {
       const line = this.nextLine(what);
       if (line === null) return null;
@@ -75,7 +75,7 @@ export class ReplyReader {
   }
 
   /** The lines of a multi-line body after a +OK, up to the "." line, un-stuffed (latin1). */
-  readBody(what: string, timeoutMs: number, signal?: AbortSignal): Promise<string[]> {
+  readBody(what: string, timeoutMs: number, signal?: Cancellation): Promise<string[]> {
     const lines: Buffer[] = [];
     let size = 0;
     return this.pull(what, timeoutMs, signal, () => {
@@ -121,7 +121,7 @@ export class ReplyReader {
   }
 
   /** Runs `attempt` now and on every new input until it returns a value, throws, or time runs out. */
-  private pull<T>(what: string, timeoutMs: number, signal: AbortSignal | undefined, attempt: () => T | null): Promise<T> {
+  private pull<T>(what: string, timeoutMs: number, signal: Cancellation | undefined, attempt: () => T | null): Promise<T> {
     return step<T>({ timeoutMs, signal, server: this.server, what }, (resolve, reject) => {
       const tryNow = (): void => {
         try {

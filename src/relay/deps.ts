@@ -4,6 +4,7 @@
  */
 import type { AuditSink } from '../audit/sink.ts';
 import type { SignalDetector } from '../audit/signals.ts';
+import type { Cancellation } from '../backend/deadline.ts';
 import type { BackendLease } from '../backend/directory.ts';
 import type { Capabilities } from '../protocol/capa.ts';
 import type { GatewayConfig, ListenerConfig } from '../config/schema.ts';
@@ -20,7 +21,7 @@ export interface BackendAccess {
   capabilities(): Capabilities | null;
   /** True when per-user routes choose the backend (the gateway must know the user first). */
   readonly routing: boolean;
-  connect(user: string | null, client: ClientAddress, signal: AbortSignal): Promise<BackendLease>;
+  connect(user: string | null, client: ClientAddress, signal: Cancellation): Promise<BackendLease>;
   /** The name the backend will see for `user` (routing and `loginAs` applied): the per-user counter's key. */
   loginNameFor(user: string): string;
 }

@@ -9,6 +9,7 @@ import type { TLSSocket } from 'node:tls';
 import { commandRecord, connectRecord, disconnectRecord, loginRecord, logoutRecord, signalRecord } from '../audit/record.ts';
 import type { Signal } from '../audit/signals.ts';
 import type { AuditFields, MessageRef, SessionContext } from '../audit/record.ts';
+import { Abandon } from '../backend/deadline.ts';
 import type { BackendLease } from '../backend/directory.ts';
 import { parseCommand, serializeCommand, type Command } from '../protocol/command.ts';
 import { LineDecoder } from '../protocol/line-decoder.ts';
@@ -33,7 +34,6 @@ import type { CloseReason, SendOptions, SessionSnapshot } from './session-types.
 
 /** Internal bodies the gateway keeps for itself (CAPA, UIDL n) stay small. */
 const MAX_INTERNAL_BODY = 64 * 1024;
-const SESSION_CLOSED = Object.freeze(Object.assign(new Error('session closed'), { code: 'CLOSED' }));
 /** Unprocessed client bytes held while the session waits, before it stops reading. */
 const MAX_BUFFERED_INPUT = 32 * 1024;
 /** Replies the client has not read yet, past which the session stops reading its commands ('drain' resumes). */
@@ -65,7 +65,7 @@ export class Pop3Session {
   readonly sizes = new Map<number, number>();
   readonly deletes = new Map<number, MessageRef>();
   /** Cancels a backend connect in progress when the session ends; null while none is. */
-  private connecting: AbortController | null = null;
+  private connecting: Abandon | null = null;
   /** Set while the session waits on something before reading the next client line. */
   busy = false;
   /** A login attempt still settling (authorization.ts); the disconnect record waits for its login record. */
@@ -289,7 +289,7 @@ export class Pop3Session {
   async ensureBackend(user: string | null): Promise<boolean> {
     if (this.backend !== null) return true;
     try {
-      this.connecting = new AbortController();
+      this.connecting = new Abandon();
       const lease = await this.deps.backends.connect(user, this.address, this.connecting.signal);
       this.connecting = null;
       if (this.closing) {
@@ -515,9 +515,8 @@ export class Pop3Session {
     if (this.closing) return;
     this.closing = true;
     this.phase = 'closed';
-    // Only a connect still in progress listens. A ready-made reason: abort() without one builds a
-    // DOMException (and its stack) per session.
-    this.connecting?.abort(SESSION_CLOSED);
+    // Only a connect still in progress listens.
+    this.connecting?.abort();
     this.authTimer?.cancel();
     // Without a confirmed QUIT the backend connection is cut, so it never enters UPDATE.
     this.link?.destroy();
