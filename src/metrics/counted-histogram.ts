@@ -53,7 +53,7 @@ export class CountedHistogram<L extends string> {
 
   /** `values` in the order of `labelNames`. */
   observe(values: readonly string[], value: number): void {
-    const key = values.length === 1 ? values[0]! : values.join('\u0000');
+    const key = values.length === 1 ? values[0]! : values.length === 2 ? `${values[0]}\u0000${values[1]}` : values.join('\u0000');
     let s = this.series.get(key);
     if (s === undefined) {
       const labels: Record<string, string> = {};

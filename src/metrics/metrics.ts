@@ -192,7 +192,8 @@ export class GatewayMetrics {
   }
 
   command(verb: string, result: CommandResult, seconds: number): void {
-    const v = verb.toUpperCase();
+    // Verbs arrive upper-cased from the parser; anything else is looked up once more, upper-cased.
+    const v = VERBS.has(verb) ? verb : verb.toUpperCase();
     this.commands.observe([VERBS.has(v) ? v : 'OTHER', result], Math.max(0, seconds));
   }
 

@@ -44,15 +44,24 @@ export function parseCommand(line: Buffer): CommandParse {
   let verbEnd = 0;
   while (verbEnd < line.length && line[verbEnd] !== SP) verbEnd++;
   if (verbEnd === 0 || verbEnd > MAX_VERB) return { ok: false, error: 'bad-verb' };
+  let lower = false;
   for (let i = 0; i < verbEnd; i++) {
-    if (!isLetter(line[i]!)) return { ok: false, error: 'bad-verb' };
+    const b = line[i]!;
+    if (!isLetter(b)) return { ok: false, error: 'bad-verb' };
+    if (b >= 0x61) lower = true;
   }
 
-  const verb = line.toString('latin1', 0, verbEnd).toUpperCase();
+  const asSent = line.toString('latin1', 0, verbEnd);
+  const verb = lower ? asSent.toUpperCase() : asSent;
   const rest = verbEnd < line.length ? line.toString('latin1', verbEnd + 1) : '';
-  const args = rest.split(' ').filter((arg) => arg.length > 0);
+  const args = rest === '' ? NO_ARGS : rest.split(' ').filter((arg) => arg.length > 0);
   return { ok: true, command: { verb, args, rest } };
 }
+
+const NO_ARGS: readonly string[] = Object.freeze([]);
+
+/** Wire bytes of argument-less commands (NOOP, STAT, QUIT...), made once: socket writes never change them. */
+const BARE = new Map<string, Buffer>();
 
 /**
  * "VERB a b\r\n". Strings are written as latin1 (one byte per char), matching parseCommand.
@@ -60,13 +69,25 @@ export function parseCommand(line: Buffer): CommandParse {
  * would corrupt or inject into the backend conversation. Use `utf8AsLatin1` for Unicode text.
  */
 export function serializeCommand(verb: string, args: readonly string[]): Buffer {
+  if (args.length === 0) {
+    const bare = BARE.get(verb);
+    if (bare !== undefined) return bare;
+  }
   const text = args.length > 0 ? `${verb} ${args.join(' ')}` : verb;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     if (c > 0xff) throw new RangeError(`command text has a char above U+00FF at ${i}`);
     if (c === 0x0d || c === 0x0a || c === 0x00) throw new RangeError(`command text has CR, LF or NUL at ${i}`);
   }
-  return Buffer.from(`${text}\r\n`, 'latin1');
+  const wire = Buffer.from(`${text}\r\n`, 'latin1');
+  // Only verbs past the gate come here (known ones); the cap keeps the table a handful anyway.
+  // A copy of its own, so a kept buffer does not pin a slab of Node's shared pool.
+  if (args.length === 0 && BARE.size < 32 && /^[A-Z]{1,16}$/.test(verb)) {
+    const kept = Buffer.allocUnsafeSlow(wire.length);
+    wire.copy(kept);
+    BARE.set(verb, kept);
+  }
+  return wire;
 }
 
 /*

@@ -91,6 +91,29 @@ describe('serializeCommand', () => {
     expect(() => serializeCommand('USER', ['j\u00fcrgen\u20ac'])).toThrow(RangeError);
   });
 
+  it('gives the same bytes for a bare verb every time, also after the first (kept) one', () => {
+    for (let i = 0; i < 3; i++) expect(serializeCommand('NOOP', []).toString('latin1')).toBe('NOOP\r\n');
+    expect(serializeCommand('RETR', ['1']).toString('latin1')).toBe('RETR 1\r\n');
+    expect(serializeCommand('STAT', []).toString('latin1')).toBe('STAT\r\n');
+  });
+
+  it('upper-cases the verb whatever its case, and parse → serialize is stable on any command', () => {
+    for (const [line, verb] of [['noop', 'NOOP'], ['NoOp', 'NOOP'], ['NOOP', 'NOOP'], ['rEtR 3', 'RETR']] as const) {
+      const p = parseCommand(latin1(line));
+      expect(p.ok && p.command.verb).toBe(verb);
+    }
+    fc.assert(fc.property(
+      fc.stringMatching(/^[A-Za-z]{1,16}$/),
+      fc.array(fc.stringMatching(/^[!-~]{1,8}$/), { maxLength: 3 }),
+      (v, args) => {
+        const p = parseCommand(latin1([v, ...args].join(' ')));
+        if (!p.ok) return false;
+        const wire = serializeCommand(p.command.verb, p.command.args).toString('latin1');
+        return wire === `${[v.toUpperCase(), ...args].join(' ')}\r\n`;
+      },
+    ));
+  });
+
   it('sends a Unicode name as its UTF-8 bytes through utf8AsLatin1', () => {
     expect(serializeCommand('USER', [utf8AsLatin1('j\u00fcrgen')])).toEqual(Buffer.from('USER j\u00fcrgen\r\n', 'utf8'));
   });
