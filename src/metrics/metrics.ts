@@ -193,8 +193,12 @@ export class GatewayMetrics {
 
   command(verb: string, result: CommandResult, seconds: number): void {
     // Verbs arrive upper-cased from the parser; anything else is looked up once more, upper-cased.
-    const v = VERBS.has(verb) ? verb : verb.toUpperCase();
-    this.commands.observe([VERBS.has(v) ? v : 'OTHER', result], Math.max(0, seconds));
+    let label = verb;
+    if (!VERBS.has(verb)) {
+      const upper = verb.toUpperCase();
+      label = VERBS.has(upper) ? upper : 'OTHER';
+    }
+    this.commands.observe([label, result], Math.max(0, seconds));
   }
 
   policyRefusal(reason: string): void {
