@@ -27,7 +27,8 @@ export class CommandPolicy {
   }
 
   check(listenerName: string, verb: string): Verdict {
-    return this.allowedVerbs(listenerName).has(verb.toUpperCase()) ? allow : deny('not-in-allowlist', 'notAllowed');
+    const allowed = this.allowedVerbs(listenerName);
+    return allowed.has(verb) || allowed.has(verb.toUpperCase()) ? allow : deny('not-in-allowlist', 'notAllowed');
   }
 }
 

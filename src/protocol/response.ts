@@ -25,11 +25,12 @@ export function parseStatus(line: Buffer): StatusLine | null {
   }
   let kind: 'ok' | 'err';
   let afterStatus: number;
-  const head = s.slice(0, 4).toUpperCase();
-  if (head.startsWith('+OK')) {
+  // Case-folded by hand: a bit set (| 0x20) folds A-Z onto a-z and leaves no other byte on them.
+  const lower = (i: number): number => (i < line.length ? line[i]! | 0x20 : -1);
+  if (line[0] === 0x2b && lower(1) === 0x6f && lower(2) === 0x6b) {
     kind = 'ok';
     afterStatus = 3;
-  } else if (head === '-ERR') {
+  } else if (line[0] === 0x2d && lower(1) === 0x65 && lower(2) === 0x72 && lower(3) === 0x72) {
     kind = 'err';
     afterStatus = 4;
   } else {

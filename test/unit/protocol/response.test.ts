@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import fc from 'fast-check';
 import { parseStatus, sanitizeLine, type StatusLine } from '../../../src/protocol/response.ts';
 import { latin1 } from './chunking.ts';
 
@@ -46,6 +47,32 @@ describe('parseStatus', () => {
     const line = Buffer.from('+OK Gr\u00fc\u00dfe', 'utf8');
     const status = parseStatus(line);
     expect(Buffer.from(status?.text ?? '', 'latin1')).toEqual(Buffer.from('Gr\u00fc\u00dfe', 'utf8'));
+  });
+});
+
+describe('parseStatus: the status indicator, case-folded', () => {
+  /** The indicator test as it was written first: upper-case the first four characters. */
+  const reference = (s: string): 'ok' | 'err' | null => {
+    const head = s.slice(0, 4).toUpperCase();
+    return head.startsWith('+OK') ? 'ok' : head === '-ERR' ? 'err' : null;
+  };
+
+  it('tells +OK and -ERR apart in any case, and nothing else, exactly as upper-casing did', () => {
+    const latin1Char = fc.integer({ min: 0, max: 0xff }).map((c) => String.fromCharCode(c));
+    const near = fc.constantFrom('+', '-', 'o', 'O', 'k', 'K', 'e', 'E', 'r', 'R', ' ', '\u00ff', '\u00b5', '\u00df');
+    fc.assert(fc.property(fc.array(fc.oneof(near, latin1Char), { maxLength: 6 }), (chars) => {
+      const s = chars.join('');
+      const got = parseStatus(latin1(s));
+      const want = reference(s);
+      const continuation = s === '+' || s.startsWith('+ ');
+      if (continuation) return got?.kind === 'continuation';
+      if (want === null) return got === null;
+      const after = want === 'ok' ? 3 : 4;
+      const wellFormed = s.length === after || s[after] === ' ';
+      return wellFormed ? got?.kind === want : got === null;
+    }), { numRuns: 5000 });
+    for (const s of ['+ok', '+Ok', '-err', '-ErR x']) expect(parseStatus(latin1(s))).not.toBeNull();
+    for (const s of ['+o', '-er', '+0K', '-ERRR', '\u00abOK']) expect(parseStatus(latin1(s))).toBeNull();
   });
 });
 
