@@ -7,8 +7,8 @@
  * Two servers with the same options: one with the session-ID cache (`newSession` /
  * `resumeSession`), one without. Node serves those two events by parsing every ClientHello
  * before OpenSSL and calling into JavaScript three times per handshake (the hello, and each of
- * the two tickets a TLS 1.3 server issues): 47–115 µs of server CPU per TLS 1.3 handshake
- * here, 2–5 % of a whole session (`bench/micro/tls-session-ids.ts`, five runs), and TLS 1.3
+ * the two tickets a TLS 1.3 server issues): 38–115 µs of server CPU per TLS 1.3 handshake
+ * here in five runs, 2–5 % of a whole session (`bench/micro/tls-session-ids.ts`), and TLS 1.3
  * never resumes by ID. So the first bytes of a connection are looked at first: a ClientHello
  * that offers TLS 1.3, where TLS 1.3 is allowed, goes to the server without the cache (tickets
  * resume it); anything else (TLS 1.2 clients, a hello split over reads, garbage for OpenSSL to
