@@ -61,6 +61,11 @@ export function batchedDestination(opts: DestinationOptions, delayMs = DEFAULT_B
       due = false;
     }
   });
+  // A line over maxLength is dropped, never written: counted as queued it would keep the flush
+  // due for ever, and every end of a write would start another (empty) one.
+  dest.on('drop', (data: Buffer) => {
+    queued -= data.length;
+  });
   dest.on('drain', () => {
     if (due && queued > 0 && !isDestroyed(dest)) flushNow();
   });

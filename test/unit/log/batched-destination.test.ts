@@ -112,6 +112,25 @@ describe('batched log destination', () => {
     dest.end();
   });
 
+  it('a line dropped for a full buffer is not waited for: no write loop after the flush', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false, maxLength: 48 * 1024 }, 10_000);
+    await ready(dest);
+    let writes = 0;
+    let dropped = 0;
+    dest.on('write', () => writes++);
+    dest.on('drop', () => dropped++);
+    dest.write(`${'c'.repeat(40 * 1024 - 1)}\n`); // past 32 KiB: a write starts at once
+    dest.write(`${'d'.repeat(16 * 1024 - 1)}\n`); // over maxLength while it is in flight: dropped
+    dest.write('tail\n');
+    dest.flush();
+    await sleep(300);
+    expect(dropped).toBe(1);
+    expect(fs.readFileSync(file, 'utf8').length).toBe(40 * 1024 + 5);
+    expect(writes).toBeLessThanOrEqual(3);
+    dest.end();
+  });
+
   it('leaves a synchronous destination unbatched (tests read the file right after writing)', () => {
     const file = tmpFile();
     const dest = batchedDestination({ dest: file, sync: true }, 150);
