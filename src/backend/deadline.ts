@@ -40,11 +40,6 @@ export class Abandon implements Cancellation {
     this.aborted = true;
     for (const fn of this.fns.splice(0)) fn();
   }
-
-  /** The same object: lets a session hand over `abandon.signal` as it would a controller's. */
-  get signal(): Cancellation {
-    return this;
-  }
 }
 
 export interface StepSpec {

@@ -18,6 +18,11 @@ export interface StatusLine {
 // rchar = %x21-2E / %x30-5C / %x5E-7F (RFC 2449 section 8: printable ASCII except "/" and "]").
 const RESP_CODE = /^\[([\x21-\x2e\x30-\x5c\x5e-\x7f]+(?:\/[\x21-\x2e\x30-\x5c\x5e-\x7f]+)*)\](?: |$)/;
 
+/** The byte at `i` case-folded (| 0x20 folds A-Z onto a-z and no other byte onto them); -1 past the end. */
+function foldedAt(line: Buffer, i: number): number {
+  return i < line.length ? line[i]! | 0x20 : -1;
+}
+
 export function parseStatus(line: Buffer): StatusLine | null {
   const s = line.toString('latin1');
   if (s === '+' || s.startsWith('+ ')) {
@@ -25,12 +30,10 @@ export function parseStatus(line: Buffer): StatusLine | null {
   }
   let kind: 'ok' | 'err';
   let afterStatus: number;
-  // Case-folded by hand: a bit set (| 0x20) folds A-Z onto a-z and leaves no other byte on them.
-  const lower = (i: number): number => (i < line.length ? line[i]! | 0x20 : -1);
-  if (line[0] === 0x2b && lower(1) === 0x6f && lower(2) === 0x6b) {
+  if (line[0] === 0x2b && foldedAt(line, 1) === 0x6f && foldedAt(line, 2) === 0x6b) {
     kind = 'ok';
     afterStatus = 3;
-  } else if (line[0] === 0x2d && lower(1) === 0x65 && lower(2) === 0x72 && lower(3) === 0x72) {
+  } else if (line[0] === 0x2d && foldedAt(line, 1) === 0x65 && foldedAt(line, 2) === 0x72 && foldedAt(line, 3) === 0x72) {
     kind = 'err';
     afterStatus = 4;
   } else {

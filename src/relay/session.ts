@@ -290,7 +290,7 @@ export class Pop3Session {
     if (this.backend !== null) return true;
     try {
       this.connecting = new Abandon();
-      const lease = await this.deps.backends.connect(user, this.address, this.connecting.signal);
+      const lease = await this.deps.backends.connect(user, this.address, this.connecting);
       this.connecting = null;
       if (this.closing) {
         lease.conn.socket.destroy();
