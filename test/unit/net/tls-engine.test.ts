@@ -124,4 +124,20 @@ describe('TLS engine: which server serves a handshake', () => {
     expect(e.failures).toEqual(['connection closed during the TLS handshake']);
     expect(e.routes).toEqual([]);
   });
+
+  it('a socket already gone when the handshake is asked for: rejected at once, one failure, no server', async () => {
+    const cert = await makeCert({ commonName: 'localhost' });
+    const failures: string[] = [];
+    const engine = new TlsEngine({ cert: cert.certPem, key: cert.keyPem, handshakeTimeout: 1000 }, (_l, err) => failures.push(err.message));
+    const routes: Route[] = [];
+    const servers = engine as unknown as Record<Route, tls.Server>;
+    for (const r of ['withIds', 'ticketsOnly'] as const) servers[r].prependListener('connection', () => routes.push(r));
+    const gone = new net.Socket();
+    gone.destroy();
+    const started = Date.now();
+    await expect(engine.upgrade(gone, 'test')).rejects.toThrow('connection closed before the TLS handshake');
+    expect(Date.now() - started).toBeLessThan(500);
+    expect(failures).toEqual(['connection closed before the TLS handshake']);
+    expect(routes).toEqual([]);
+  });
 });
