@@ -99,7 +99,10 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
   if (start.head === null && start.foundInvalidTail) {
     opts.log.warn({ event: 'audit-chain-restart', file }, 'audit file does not end in a chained record: chain restarts');
   }
-  const dest = batchedDestination({
+  // A regular file (the usual case) takes its batches with write(2) on the loop; a FIFO or a
+  // device keeps the thread pool (see batched-destination.ts).
+  const regularFile = (await stat(file)).isFile();
+  const dest = openDestination(file, () => batchedDestination({
     dest: file,
     sync: opts.sync === true,
     mkdir: true,
@@ -109,7 +112,7 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
     // Buffers, not strings: the destination then tracks lengths instead of re-measuring the
     // string it is appending to on every record (O(buffered bytes) per write while one is in flight).
     contentMode: 'buffer',
-  });
+  }, undefined, regularFile));
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => reject(new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${err.message}`));
     dest.once('error', onError);
@@ -128,6 +131,15 @@ export async function createAuditSink(cfg: LoggingConfig, opts: AuditSinkOptions
   // A torn last line (crash mid-write) must not swallow the first new record.
   if (start.needsNewline) sink.writeRaw('\n');
   return sink;
+}
+
+/** A destination that writes on the loop opens the file synchronously, so its open fails by throwing. */
+function openDestination(file: string, create: () => Destination): Destination {
+  try {
+    return create();
+  } catch (err) {
+    throw new AuditSinkError('AUDIT_OPEN', `cannot open audit file ${file}: ${(err as Error).message}`);
+  }
 }
 
 /**
@@ -282,7 +294,12 @@ class FileAuditSink implements AuditSink {
       // The destination's own open reports the same failure through its error event.
       this.log.error({ event: 'audit-error', file: this.file, err: (err as Error).message }, 'audit file could not be created');
     }
-    this.dest.reopen();
+    try {
+      this.dest.reopen();
+    } catch {
+      // A destination that writes on the loop opens synchronously and throws as well as
+      // emitting 'error' (handled above): a signal handler must not take the process down.
+    }
     // The head goes to the operational log too: an outside anchor for the unkeyed chain.
     this.log.info({ event: 'audit-reopen', file: this.file, ...this.chain.head }, 'audit file reopened');
   }
@@ -292,6 +309,8 @@ class FileAuditSink implements AuditSink {
     if (this.settled >= this.submitted) return Promise.resolve();
     // Write a batch still waiting for its timer now (no-op while a write is in flight).
     if (!isDestroyed(this.dest)) this.dest.flush();
+    // A destination that writes on the loop has written (and settled) already.
+    if (this.settled >= this.submitted) return Promise.resolve();
     return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 

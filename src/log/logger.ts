@@ -79,6 +79,12 @@ function stdoutIsRegularFile(): boolean {
   }
 }
 
+/** Batched stdout: written from the event loop when it is a regular file, by the thread pool when a pipe or socket (journald). */
+function stdoutDestination(sharedStdout: boolean): pino.DestinationStream {
+  const isFile = stdoutIsRegularFile();
+  return batchedDestination({ dest: 1, sync: false, maxWrite: stdoutWriteLimit(sharedStdout, isFile) }, undefined, isFile);
+}
+
 /**
  * `out` is `logging` (or just a level, for JSON). With a `destination`, `auto` means JSON: a
  * stream handed in is a file or a test's sink, never a terminal.
@@ -102,6 +108,6 @@ export function createRootLogger(out: LogOutput | string, destination?: pino.Des
   };
   const dest = wantsPretty(format, isTTY)
     ? loadPretty()({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
-    : destination ?? batchedDestination({ dest: 1, sync: false, maxWrite: stdoutWriteLimit(opts.sharedStdout === true, stdoutIsRegularFile()) });
+    : destination ?? stdoutDestination(opts.sharedStdout === true);
   return pino(options, dest) as RootLogger;
 }

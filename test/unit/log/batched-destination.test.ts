@@ -1,6 +1,8 @@
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { batchedDestination } from '../../../src/log/batched-destination.ts';
 
@@ -137,5 +139,80 @@ describe('batched log destination', () => {
     dest.write('now\n');
     expect(fs.readFileSync(file, 'utf8')).toBe('now\n');
     dest.end();
+  });
+});
+
+describe('batched log destination writing on the loop (regular files)', () => {
+  it('gathers lines from separate turns and writes them with one write(2) when the timer fires', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false }, 150, true);
+    await ready(dest);
+    const sizes: number[] = [];
+    dest.on('write', (n: number) => sizes.push(n));
+    for (const n of [1, 2, 3]) {
+      dest.write(`line ${n}\n`);
+      await tick();
+      await sleep(5);
+    }
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+    await sleep(300);
+    expect(fs.readFileSync(file, 'utf8')).toBe('line 1\nline 2\nline 3\n');
+    expect(sizes).toEqual([21]);
+    dest.end();
+  });
+
+  it('a flush writes before it returns: no thread-pool job to wait for', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false }, 10_000, true);
+    await ready(dest);
+    dest.write('one\n');
+    dest.write('two\n');
+    expect(fs.readFileSync(file, 'utf8')).toBe('');
+    dest.flush();
+    expect(fs.readFileSync(file, 'utf8')).toBe('one\ntwo\n');
+    dest.end();
+  });
+
+  it('past 32 KiB writes at once, in writes of at most maxWrite at line boundaries', async () => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false, maxWrite: 16 * 1024 }, 10_000, true);
+    await ready(dest);
+    const sizes: number[] = [];
+    dest.on('write', (n: number) => sizes.push(n));
+    const line = `${'q'.repeat(999)}\n`;
+    for (let i = 0; i < 7; i++) dest.write(line);
+    expect(sizes).toEqual([]);
+    for (let i = 0; i < 3; i++) dest.write(line); // 10 000 bytes: past minLength (maxWrite / 2)
+    expect(sizes.reduce((a, b) => a + b, 0)).toBeGreaterThanOrEqual(8000);
+    for (const n of sizes) expect(n % 1000).toBe(0);
+    dest.end();
+  });
+
+  it('lines still waiting for the timer reach the file when the process exits at once', () => {
+    const file = tmpFile();
+    const mod = fileURLToPath(new URL('../../../src/log/batched-destination.ts', import.meta.url));
+    const script = `
+      const { batchedDestination } = await import(${JSON.stringify(mod)});
+      const dest = batchedDestination({ dest: ${JSON.stringify(file)}, sync: false }, 10_000, true);
+      dest.once('ready', () => {
+        for (let i = 0; i < 3; i++) dest.write('exit ' + i + '\\n');
+        process.exit(0);
+      });`;
+    execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { stdio: 'pipe', timeout: 20_000 });
+    expect(fs.readFileSync(file, 'utf8')).toBe('exit 0\nexit 1\nexit 2\n');
+  });
+
+  it('removes its exit hook when it is closed', async () => {
+    const file = tmpFile();
+    const before = new Set(process.listeners('exit'));
+    const dest = batchedDestination({ dest: file, sync: false }, 10_000, true);
+    await ready(dest);
+    const added = process.listeners('exit').filter((l) => !before.has(l));
+    expect(added).toHaveLength(1);
+    await new Promise<void>((r) => {
+      dest.once('close', () => r());
+      dest.end();
+    });
+    expect(process.listeners('exit')).not.toContain(added[0]);
   });
 });
