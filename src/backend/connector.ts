@@ -158,9 +158,21 @@ function plaintextRefused(server: BackendServer, cfg: BackendConfig): boolean {
   return cfg.tls === 'none' && !cfg.allowPlaintextCredentials && !isLoopbackHost(server.host);
 }
 
+/** `host:port` (`[v6]:port`) per configured server: an IP test per connect is a regex run per session. */
+const labels = new WeakMap<BackendServer, string>();
+
+export function serverLabel(server: BackendServer): string {
+  let label = labels.get(server);
+  if (label === undefined) {
+    label = net.isIPv6(server.host) ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;
+    labels.set(server, label);
+  }
+  return label;
+}
+
 export async function connectBackend(server: BackendServer, cfg: BackendConfig, opts: ConnectOptions): Promise<BackendConnection> {
   const started = performance.now();
-  const label = net.isIPv6(server.host) ? `[${server.host}]:${server.port}` : `${server.host}:${server.port}`;
+  const label = serverLabel(server);
   const p: Phase = { server: label, signal: opts.signal };
   if (plaintextRefused(server, cfg)) {
     // Belt and braces: config checks refuse this too; credentials must never cross in clear.

@@ -6,7 +6,7 @@
 import type { BackendConfig, BackendServer } from '../config/schema.ts';
 import type { Capabilities } from '../protocol/capa.ts';
 import type { Logger } from '../util/logger.ts';
-import { connectBackend, type BackendConnection } from './connector.ts';
+import { connectBackend, serverLabel as label, type BackendConnection } from './connector.ts';
 import { asBackendError, type BackendError } from './errors.ts';
 import type { BackendPool } from './pool.ts';
 
@@ -39,10 +39,6 @@ export function proxyLocalHeader(version: 'v1' | 'v2'): Buffer {
   if (version === 'v1') return Buffer.from('PROXY UNKNOWN\r\n', 'latin1');
   // Version 2, command LOCAL (0x20); family/transport UNSPEC (0x00); no address block.
   return Buffer.from([...PROXY_V2_SIGNATURE, 0x20, 0x00, 0x00, 0x00]);
-}
-
-function label(server: BackendServer): string {
-  return `${server.host}:${server.port}`;
 }
 
 export class BackendProbe {
