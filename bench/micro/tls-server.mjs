@@ -1,13 +1,15 @@
 // Child of bench/micro/tls-session-ids.ts: a bare tls.Server, with or without the session-ID
 // cache listeners (MODE "ids" / "none"), or without them behind a plain listener that reads the
 // client's first bytes and puts them back before the handshake (MODE "peek", as
-// src/net/tls-engine.ts does), reporting its own CPU when asked.
+// src/net/tls-engine.ts does), or with an SNICallback that finds no other context (MODE "sni"),
+// reporting its own CPU when asked.
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 
 const [cert, key, mode] = process.argv.slice(2);
-const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: 'TLSv1.2' }, (s) => {
+const sni = mode === 'sni' ? { SNICallback: (_name, cb) => cb(null, undefined) } : {};
+const server = tls.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key), minVersion: 'TLSv1.2', ...sni }, (s) => {
   s.on('error', () => undefined);
   s.on('data', () => s.end('+OK bye\r\n'));
   s.write('+OK hi\r\n');

@@ -1,11 +1,15 @@
 /**
- * `node --import tsx bench/micro/tls-session-ids.ts [--rounds N] [--handshakes N] [--max-version TLSv1.2|TLSv1.3] [--peek]`:
+ * `node --import tsx bench/micro/tls-session-ids.ts [--rounds N] [--handshakes N] [--max-version TLSv1.2|TLSv1.3] [--peek] [--sni]`:
  * server CPU per full handshake of a bare `tls.Server` with the session-ID cache listeners
  * (`newSession` / `resumeSession`) against one without, both running at once, measured in
  * alternating rounds (medians of per-round figures). With the listeners, Node parses each
  * ClientHello before OpenSSL and calls into JavaScript for it and for each session OpenSSL
  * creates (two tickets per TLS 1.3 handshake): why src/net/tls-engine.ts serves TLS 1.3 hellos
  * from a server without them.
+ *
+ * `--sni`: instead, a server with an SNICallback (that finds no other certificate) against one
+ * without: with a callback Node stops each handshake that names a server for a call into
+ * JavaScript, which is why the engine sets one only when `tls.sni` has entries.
  */
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
@@ -13,7 +17,9 @@ import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 import { makeCert } from '../../test/harness/certs.ts';
 
-const { values } = parseArgs({ options: { rounds: { type: 'string' }, handshakes: { type: 'string' }, 'max-version': { type: 'string' }, peek: { type: 'boolean' } } });
+const { values } = parseArgs({ options: {
+  rounds: { type: 'string' }, handshakes: { type: 'string' }, 'max-version': { type: 'string' }, peek: { type: 'boolean' }, sni: { type: 'boolean' },
+} });
 /** --peek: the server without listeners reads and puts back the first bytes first (the engine's routing cost). */
 const bare = values.peek === true ? 'peek' : 'none';
 const rounds = Number(values.rounds ?? 12);
@@ -23,7 +29,7 @@ const cert = await makeCert({ commonName: 'localhost' });
 
 interface Server { port: number; cpuMs(): Promise<number>; stop(): void }
 
-function startServer(mode: 'ids' | 'none' | 'peek'): Promise<Server> {
+function startServer(mode: 'ids' | 'none' | 'peek' | 'sni'): Promise<Server> {
   const child = fork(fileURLToPath(new URL('./tls-server.mjs', import.meta.url)), [cert.certFile, cert.keyFile, mode]);
   return new Promise((resolve) => child.once('message', (m: { port: number }) => resolve({
     port: m.port,
@@ -51,7 +57,8 @@ async function handshakes(port: number, n: number): Promise<void> {
   }));
 }
 
-const servers = { ids: await startServer('ids'), none: await startServer(bare) };
+const sniRun = values.sni === true;
+const servers = { ids: await startServer(sniRun ? 'sni' : 'ids'), none: await startServer(sniRun ? 'none' : bare) };
 try {
   for (const s of Object.values(servers)) await handshakes(s.port, perRound * 2); // warm-up
   const us: Record<'ids' | 'none', number[]> = { ids: [], none: [] };
@@ -65,7 +72,8 @@ try {
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
   console.log(`${maxVersion}, ${rounds} rounds of ${perRound} handshakes, server CPU µs per handshake (median):`);
-  console.log(`  with session-ID listeners ${median(us.ids).toFixed(0)}, without${bare === 'peek' ? ' (first bytes read and put back)' : ''} ${median(us.none).toFixed(0)}, paired difference ${median(us.ids.map((x, i) => x - us.none[i]!)).toFixed(0)}`);
+  const [withWhat, without] = sniRun ? ['an SNICallback', ''] : ['session-ID listeners', bare === 'peek' ? ' (first bytes read and put back)' : ''];
+  console.log(`  with ${withWhat} ${median(us.ids).toFixed(0)}, without${without} ${median(us.none).toFixed(0)}, paired difference ${median(us.ids.map((x, i) => x - us.none[i]!)).toFixed(0)}`);
 } finally {
   for (const s of Object.values(servers)) s.stop();
 }

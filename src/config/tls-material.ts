@@ -220,8 +220,9 @@ export async function loadTlsMaterial(cfg: TlsConfig, log: Logger, options: TlsM
         // Node 20 answers an ALPN list without "pop3" with a fatal no_application_protocol
         // alert; clients that send no ALPN at all are served normally.
         ALPNProtocols: [...ALPN],
-        // Always set, even without `sni` entries, so a reload that adds some has a callback to swap.
-        SNICallback,
+        // Only with `sni` entries: a callback costs every handshake a call into JavaScript
+        // (the TLS engine builds its servers again when a reload adds the first or drops the last).
+        ...(sniEntries.length > 0 ? { SNICallback } : {}),
         handshakeTimeout: cfg.handshakeTimeout,
       };
     },

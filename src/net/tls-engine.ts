@@ -14,6 +14,12 @@
  * resume it); anything else (TLS 1.2 clients, a hello split over reads, garbage for OpenSSL to
  * refuse) to the one with it. A client has the handshake timeout to send its first bytes, then
  * the handshake timeout again for the handshake, as before.
+ *
+ * An SNICallback only when `tls.sni` has entries: with one, Node stops every handshake that
+ * names a server (nearly all) for a call into JavaScript, +30 µs of server CPU per handshake
+ * even when it finds nothing (`bench/micro/tls-session-ids.ts --sni`). A reload that adds the
+ * first entry or removes the last builds the two servers again; ticket keys are the process's,
+ * so tickets issued before still resume.
  */
 import type { Socket } from 'node:net';
 import tls from 'node:tls';
@@ -45,9 +51,9 @@ function versionsOf(options: tls.TlsOptions): { below13: boolean; tls13: boolean
 
 export class TlsEngine implements TlsUpgrader {
   /** Handshakes that may end below TLS 1.3: with the session-ID cache. */
-  private readonly withIds: tls.Server;
+  private withIds: tls.Server;
   /** Handshakes that offer TLS 1.3 where it is allowed: tickets only. */
-  private readonly ticketsOnly: tls.Server;
+  private ticketsOnly: tls.Server;
   private readonly waiting = new WeakMap<Socket, Waiter>();
   private versions: { below13: boolean; tls13: boolean };
   /** Time a client has to send its first bytes (its ClientHello) before the handshake starts. */
@@ -60,25 +66,30 @@ export class TlsEngine implements TlsUpgrader {
     this.sni = options.SNICallback;
     this.versions = versionsOf(options);
     this.helloDeadlines = deadlinesOf(options.handshakeTimeout ?? 120_000);
-    this.withIds = this.createServer(options);
-    this.ticketsOnly = this.createServer(options);
-    // Session IDs: without these two listeners Node resumes tickets only.
     this.sessions = new TlsSessionCache(10_000, (options.sessionTimeout ?? 300) * 1000);
-    this.withIds.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
+    [this.withIds, this.ticketsOnly] = this.createServers(options);
+  }
+
+  /** The pair of servers for `options`; the one for session IDs gets the cache's two listeners. */
+  private createServers(options: tls.TlsOptions): [tls.Server, tls.Server] {
+    const withIds = this.createServer(options);
+    // Session IDs: without these two listeners Node resumes tickets only.
+    withIds.on('newSession', (id: Buffer, data: Buffer, done: () => void) => {
       this.sessions.set(id, data);
       done();
     });
-    this.withIds.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
+    withIds.on('resumeSession', (id: Buffer, done: (err: Error | null, data: Buffer | null) => void) => {
       done(null, this.sessions.get(id));
     });
+    return [withIds, this.createServer(options)];
   }
 
   private createServer(options: tls.TlsOptions): tls.Server {
-    // The server keeps its SNICallback internally; route it through a field a reload can swap.
-    const server = tls.createServer({
-      ...options,
-      SNICallback: (name, cb) => (this.sni === undefined ? cb(null, undefined) : this.sni(name, cb)),
-    });
+    // The server keeps its SNICallback internally; routed through a field a reload can swap.
+    const sni: tls.TlsOptions['SNICallback'] = options.SNICallback === undefined
+      ? undefined
+      : (name, cb) => (this.sni === undefined ? cb(null, undefined) : this.sni(name, cb));
+    const server = tls.createServer({ ...options, SNICallback: sni });
     server.on('secureConnection', (s: tls.TLSSocket) => {
       const raw = rawOf(s);
       const w = raw === undefined ? undefined : this.waiting.get(raw);
@@ -103,8 +114,13 @@ export class TlsEngine implements TlsUpgrader {
 
   /** New certificates and settings for handshakes that start from now on. */
   update(options: tls.TlsOptions): void {
-    this.withIds.setSecureContext(options);
-    this.ticketsOnly.setSecureContext(options);
+    if ((options.SNICallback === undefined) !== (this.sni === undefined)) {
+      // Handshakes under way finish on the servers they started on.
+      [this.withIds, this.ticketsOnly] = this.createServers(options);
+    } else {
+      this.withIds.setSecureContext(options);
+      this.ticketsOnly.setSecureContext(options);
+    }
     this.sni = options.SNICallback;
     this.versions = versionsOf(options);
     this.helloDeadlines = deadlinesOf(options.handshakeTimeout ?? 120_000);

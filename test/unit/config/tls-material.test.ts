@@ -160,8 +160,18 @@ describe('loadTlsMaterial', () => {
       handshakeTimeout: 10_000,
       secureContext: material.secureContext,
     });
-    expect(typeof a.SNICallback).toBe('function');
+    // No SNI entries, no callback: with one Node calls into JavaScript on every handshake.
+    expect(a.SNICallback).toBeUndefined();
     expect(a.ticketKeys?.length).toBe(48);
+  });
+
+  it('gives an SNICallback when tls.sni has entries: a configured name gets its pair, others none', async () => {
+    const material = await loadTlsMaterial(tlsConfig({ cert: good.certFile, key: good.keyFile }, { 'mail.example.test': { cert: good.certFile, key: good.keyFile } }), recordingLogger().log);
+    const cb = material.serverOptions().SNICallback!;
+    expect(typeof cb).toBe('function');
+    const lookup = (name: string) => new Promise<unknown>((r) => cb(name, (_e, ctx) => r(ctx)));
+    expect(await lookup('mail.example.test')).toBeDefined();
+    expect(await lookup('other.example.test')).toBeUndefined();
   });
 
   it('keeps the session ticket keys across reloads so resumed sessions survive a SIGHUP', async () => {
