@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/micro/tls-session-ids.ts [--rounds N] [--handshakes N] [--max-version TLSv1.2|TLSv1.3] [--peek] [--sni]`:
+ * `node --import tsx bench/micro/tls-session-ids.ts [--rounds N] [--handshakes N] [--max-version TLSv1.2|TLSv1.3] [--peek] [--sni] [--modes A,B]`:
  * server CPU per full handshake of a bare `tls.Server` with the session-ID cache listeners
  * (`newSession` / `resumeSession`) against one without, both running at once, measured in
  * alternating rounds (medians of per-round figures). With the listeners, Node parses each
@@ -7,7 +7,8 @@
  * creates (two tickets per TLS 1.3 handshake): why src/net/tls-engine.ts serves TLS 1.3 hellos
  * from a server without them.
  *
- * `--sni`: instead, a server with an SNICallback (that finds no other certificate) against one
+ * `--modes A,B`: any two of ids, none, peek, sni (e.g. `peek,none`: what reading the first bytes
+ * costs). `--sni`: instead, a server with an SNICallback (that finds no other certificate) against one
  * without: with a callback Node stops each handshake that names a server for a call into
  * JavaScript, which is why the engine sets one only when `tls.sni` has entries.
  */
@@ -18,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { makeCert } from '../../test/harness/certs.ts';
 
 const { values } = parseArgs({ options: {
-  rounds: { type: 'string' }, handshakes: { type: 'string' }, 'max-version': { type: 'string' }, peek: { type: 'boolean' }, sni: { type: 'boolean' },
+  rounds: { type: 'string' }, handshakes: { type: 'string' }, 'max-version': { type: 'string' }, peek: { type: 'boolean' }, sni: { type: 'boolean' }, modes: { type: 'string' },
 } });
 /** --peek: the server without listeners reads and puts back the first bytes first (the engine's routing cost). */
 const bare = values.peek === true ? 'peek' : 'none';
@@ -58,7 +59,10 @@ async function handshakes(port: number, n: number): Promise<void> {
 }
 
 const sniRun = values.sni === true;
-const servers = { ids: await startServer(sniRun ? 'sni' : 'ids'), none: await startServer(sniRun ? 'none' : bare) };
+type Mode = 'ids' | 'none' | 'peek' | 'sni';
+/** `--modes A,B`: any two servers (e.g. `none,peek`: what reading the first bytes costs). */
+const [modeA, modeB] = (values.modes?.split(',') ?? [sniRun ? 'sni' : 'ids', sniRun ? 'none' : bare]) as [Mode, Mode];
+const servers = { ids: await startServer(modeA), none: await startServer(modeB) };
 try {
   for (const s of Object.values(servers)) await handshakes(s.port, perRound * 2); // warm-up
   const us: Record<'ids' | 'none', number[]> = { ids: [], none: [] };
@@ -72,8 +76,13 @@ try {
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
   console.log(`${maxVersion}, ${rounds} rounds of ${perRound} handshakes, server CPU µs per handshake (median):`);
-  const [withWhat, without] = sniRun ? ['an SNICallback', ''] : ['session-ID listeners', bare === 'peek' ? ' (first bytes read and put back)' : ''];
-  console.log(`  with ${withWhat} ${median(us.ids).toFixed(0)}, without${without} ${median(us.none).toFixed(0)}, paired difference ${median(us.ids.map((x, i) => x - us.none[i]!)).toFixed(0)}`);
+  const diff = median(us.ids.map((x, i) => x - us.none[i]!)).toFixed(0);
+  if (values.modes !== undefined) {
+    console.log(`  ${modeA} ${median(us.ids).toFixed(0)}, ${modeB} ${median(us.none).toFixed(0)}, paired difference ${diff}`);
+  } else {
+    const [withWhat, without] = sniRun ? ['an SNICallback', ''] : ['session-ID listeners', bare === 'peek' ? ' (first bytes read and put back)' : ''];
+    console.log(`  with ${withWhat} ${median(us.ids).toFixed(0)}, without${without} ${median(us.none).toFixed(0)}, paired difference ${diff}`);
+  }
 } finally {
   for (const s of Object.values(servers)) s.stop();
 }
