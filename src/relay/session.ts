@@ -141,7 +141,8 @@ export class Pop3Session {
     this.attachClient(this.client);
     this.deps.metrics.sessionOpened(this.deps.listener.name);
     this.audit(connectRecord(this.context));
-    this.log.info({ event: 'session-start', client: this.context.client, tls: this.tlsProtocol }, 'session start');
+    // `client` is one of the child logger's bindings: naming it here too wrote the key twice.
+    this.log.info({ event: 'session-start', tls: this.tlsProtocol }, 'session start');
     this.authTimer = deadlinesOf(this.deps.config.policy.timeouts.auth).add(() => this.timeout('auth-timeout'));
     const cfg = this.deps.config.backend;
     if (cfg.connect === 'on-accept' && !this.deps.backends.routing) {

@@ -83,6 +83,10 @@ describe('session and command log lines', () => {
     expect(lines.filter((l) => l.event === 'session-end')).toHaveLength(1);
     expect(lines[0]!.event).toBe('session-start');
     expect(lines.at(-1)!.event).toBe('session-end');
+    // Every key once per line (JSON.parse keeps the last of a repeated key, so check the text).
+    for (const text of gw.logs.text().split('\n').filter((t) => t.includes(`"session":"${id}"`))) {
+      expect(text.match(/"client":/g) ?? [], text).toHaveLength(1);
+    }
     expect(commands(lines)).toEqual([
       { verb: 'CAPA', result: 'ok' },
       { verb: 'USER', result: 'ok' },
