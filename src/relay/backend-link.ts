@@ -9,14 +9,10 @@
  * (Arming it per command and clearing it per reply made two timers per command.)
  */
 import type { BackendLease } from '../backend/directory.ts';
-import type { PendingEntry, PendingQueue, ReplyInfo } from '../session/pending.ts';
-import { BackendStream, type BackendStreamLimits } from './backend-stream.ts';
+import type { PendingQueue } from '../session/pending.ts';
+import { BackendStream, type BackendStreamHooks, type BackendStreamLimits } from './backend-stream.ts';
 
-export interface BackendLinkEvents {
-  writeClient(buf: Buffer): boolean;
-  done(entry: PendingEntry, reply: ReplyInfo): void;
-  continuation(entry: PendingEntry, line: Buffer): void;
-  violation(reason: string): void;
+export interface BackendLinkEvents extends BackendStreamHooks {
   /** The backend closed the connection. */
   closed(): void;
   /** No reply within the reply timeout while a command was in flight. */
@@ -46,12 +42,8 @@ export class BackendLink {
     const sock = lease.conn.socket;
     sock.setNoDelay(true);
     sock.setTimeout(replyTimeout);
-    this.stream = new BackendStream(queue, limits, {
-      writeClient: (buf) => events.writeClient(buf),
-      done: (entry, reply) => events.done(entry, reply),
-      continuation: (entry, line) => events.continuation(entry, line),
-      violation: (reason) => events.violation(reason),
-    });
+    // The session's events include the stream's four hooks: handed over as they are.
+    this.stream = new BackendStream(queue, limits, events);
     sock.on('data', this.onData);
     sock.on('drain', this.onDrain);
     sock.on('close', this.onClose);
