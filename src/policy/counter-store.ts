@@ -100,9 +100,10 @@ class LimiterStore implements CounterStore {
   async refund(key: string, windowMs: number, points = 1): Promise<void> {
     checkMs('windowMs', windowMs);
     // Never below zero, and never a new window: an expired key has nothing to give back.
-    const left = await this.get(key, windowMs);
-    const n = Math.min(points, left);
-    if (n > 0) await this.#primary.reward(`c:${key}`, n, { customDuration: this.#seconds(windowMs) });
+    const k = `c:${key}`;
+    const res = await this.#primary.get(k);
+    const n = Math.min(points, liveMs(res) > 0 ? res!.consumedPoints : 0);
+    if (n > 0) await this.#primary.reward(k, n, { customDuration: this.#seconds(windowMs) });
   }
 
   async setCount(key: string, windowMs: number, points: number): Promise<void> {
@@ -121,17 +122,17 @@ class LimiterStore implements CounterStore {
     await this.#primary.block(`b:${key}`, this.#seconds(ms));
   }
 
-  async blockedFor(key: string): Promise<number> {
-    const [shared, local] = await Promise.all([
-      this.#primary.get(`b:${key}`),
-      this.#local === null ? null : this.#local.get(`b:${key}`),
-    ]);
-    return Math.max(liveMs(shared), liveMs(local));
+  blockedFor(key: string): Promise<number> {
+    // Four of these per login: no async wrapper or Promise.all where there is one limiter to ask.
+    const k = `b:${key}`;
+    if (this.#local === null) return this.#primary.get(k).then(liveMs);
+    return Promise.all([this.#primary.get(k), this.#local.get(k)]).then(([shared, local]) => Math.max(liveMs(shared), liveMs(local)));
   }
 
   async reset(key: string): Promise<void> {
-    const limiters: Limiter[] = this.#local === null ? [this.#primary] : [this.#primary, this.#local];
-    await Promise.all(limiters.flatMap((l) => [l.delete(`c:${key}`), l.delete(`b:${key}`)]));
+    const [c, b] = [`c:${key}`, `b:${key}`];
+    if (this.#local === null) await Promise.all([this.#primary.delete(c), this.#primary.delete(b)]);
+    else await Promise.all([this.#primary.delete(c), this.#primary.delete(b), this.#local.delete(c), this.#local.delete(b)]);
   }
 
   close(): Promise<void> {
