@@ -10,7 +10,7 @@
  * `logging.format` picks readable lines (pino-pretty) instead: `auto` does so only when
  * stdout is a terminal, so scripts reading a pipe keep the contract's JSON lines.
  */
-import { fstatSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import pino from 'pino';
 import type prettyModule from 'pino-pretty';
 import type { LogFormat } from '../config/schema.ts';
@@ -79,10 +79,46 @@ function stdoutIsRegularFile(): boolean {
   }
 }
 
+/** What the log may hold while its output fails (a full disk): past this, lines are dropped. */
+const MAX_PENDING_LOG = 16 * 1024 * 1024;
+/** A failing log output is reported on stderr at most this often. */
+const FAILURE_NOTICE_MS = 60_000;
+
 /** Batched stdout: written from the event loop when it is a regular file, by the thread pool when a pipe or socket (journald). */
 function stdoutDestination(sharedStdout: boolean): pino.DestinationStream {
   const isFile = stdoutIsRegularFile();
-  return batchedDestination({ dest: 1, sync: false, maxWrite: stdoutWriteLimit(sharedStdout, isFile) }, undefined, isFile);
+  return logDestination(1, { maxWrite: stdoutWriteLimit(sharedStdout, isFile), onLoop: isFile });
+}
+
+/**
+ * The log's destination (stdout, or a file in tests). A write that fails (ENOSPC, EIO) must not
+ * reach whatever was logging: written on the loop, sonic-boom would emit the error from inside
+ * the log call, and with no listener that throws into the session. So failures are listened
+ * for: the batch stays buffered (up to 16 MiB, then lines are dropped) and is tried again, and
+ * stderr says so once a minute.
+ */
+export function logDestination(
+  dest: number | string,
+  opts: { maxWrite?: number; onLoop?: boolean; notify?: (err: NodeJS.ErrnoException) => void } = {},
+): ReturnType<typeof batchedDestination> {
+  const d = batchedDestination({ dest, sync: false, maxWrite: opts.maxWrite, maxLength: MAX_PENDING_LOG }, undefined, opts.onLoop === true);
+  const notify = opts.notify ?? noticeOnStderr;
+  let last = -Infinity;
+  d.on('error', (err: NodeJS.ErrnoException) => {
+    const now = Date.now();
+    if (now - last < FAILURE_NOTICE_MS) return;
+    last = now;
+    notify(err);
+  });
+  return d;
+}
+
+function noticeOnStderr(err: NodeJS.ErrnoException): void {
+  try {
+    writeSync(2, `pop3-gateway: writing the log failed (${err.code ?? err.message}); lines are kept up to 16 MiB and written once it works again\n`);
+  } catch {
+    // stderr is gone too: nothing left to tell.
+  }
 }
 
 /**

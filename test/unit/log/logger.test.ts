@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { createRootLogger, redactSecrets, stdoutWriteLimit, wantsPretty } from '../../../src/log/logger.ts';
+import { createRootLogger, logDestination, redactSecrets, stdoutWriteLimit, wantsPretty } from '../../../src/log/logger.ts';
 import { captureLogs } from '../../harness/log-capture.ts';
 
 const flushed = () => new Promise((r) => setTimeout(r, 50));
@@ -83,5 +86,47 @@ describe('the root logger\'s writes to stdout', () => {
     expect(stdoutWriteLimit(true, true)).toBe(64 * 1024); // a regular file keeps each write whole
     expect(stdoutWriteLimit(false, false)).toBe(64 * 1024); // one process alone on its stdout
     expect(stdoutWriteLimit(false, true)).toBe(64 * 1024);
+  });
+});
+
+describe('a log output that fails', () => {
+  // Written on the loop (a regular file), a failed write(2) is emitted from inside the log call:
+  // unheard, it would throw into whatever was logging (a session in the middle of closing).
+  it.each([true, false])('never throws into the caller, is reported once, and the lines follow once it works again (on the loop: %s)', async (onLoop) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pop3gw-logfail-'));
+    try {
+      const file = path.join(dir, 'out.log');
+      const notes: string[] = [];
+      const dest = logDestination(file, { onLoop, notify: (e) => notes.push(String(e.code)) });
+      await new Promise<void>((r) => dest.once('ready', () => r()));
+      // sonic-boom writes to `fd`: a read-only descriptor makes every write fail with EBADF.
+      const boom = dest as unknown as { fd: number };
+      const realFd = boom.fd;
+      const readOnly = fs.openSync(file, 'r');
+      boom.fd = readOnly;
+      const log = createRootLogger('info', dest);
+      const line = 'x'.repeat(200);
+      expect(() => {
+        for (let i = 0; i < 400; i++) log.info({ event: 'filler', n: i, line }, 'filler'); // ~100 KiB: past every threshold
+        dest.flush();
+      }).not.toThrow();
+      await new Promise((r) => setTimeout(r, 100));
+      expect(notes).toEqual(['EBADF']);
+      // The disk has room again: what was kept is written, in order.
+      boom.fd = realFd;
+      fs.closeSync(readOnly);
+      log.info({ event: 'after' }, 'after');
+      dest.flush();
+      await new Promise((r) => setTimeout(r, 200));
+      const written = fs.readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { n?: number; event: string });
+      expect(written.at(-1)!.event).toBe('after');
+      expect(written.filter((l) => l.event === 'filler').map((l) => l.n)).toEqual(Array.from({ length: 400 }, (_, i) => i));
+      await new Promise<void>((r) => {
+        dest.once('close', () => r());
+        dest.end();
+      });
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
