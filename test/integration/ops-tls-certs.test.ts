@@ -123,3 +123,33 @@ describe('client certificates: SNI and renewals on disk', () => {
     expect(after).toBe(before);
   });
 });
+
+describe('SNI added and removed by a reload (SIGHUP), in a running gateway', () => {
+  // Without `tls.sni` entries the handshake servers run without an SNI callback (it costs every
+  // handshake a call into JavaScript); a reload that adds the first entry builds them again.
+  let gw: TestGateway;
+  let mail: CertFiles;
+
+  beforeAll(async () => {
+    mail = await makeCert({ commonName: SNI_NAME, altNames: [SNI_NAME] });
+    gw = await startTestGateway(await freePort());
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+  });
+
+  it('serves the new name on implicit TLS and after STLS once added, and stops once removed', async () => {
+    expect(await peerFingerprint(gw.port.pop3s!, SNI_NAME)).toBe(gw.fingerprint256);
+    const withSni = { ...gw.config, tls: { ...gw.config.tls, sni: { [SNI_NAME]: { cert: mail.certFile, key: mail.keyFile } } } };
+    await gw.gw.reload(withSni);
+    expect(await peerFingerprint(gw.port.pop3s!, SNI_NAME)).toBe(mail.fingerprint256);
+    expect(await peerFingerprint(gw.port.pop3s!)).toBe(gw.fingerprint256);
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3! });
+    await c.startTls({ servername: SNI_NAME, rejectUnauthorized: false });
+    expect(c.tlsSocket!.getPeerX509Certificate()!.fingerprint256).toBe(mail.fingerprint256);
+    await c.quit();
+    await gw.gw.reload({ ...gw.config, tls: { ...gw.config.tls, sni: {} } });
+    expect(await peerFingerprint(gw.port.pop3s!, SNI_NAME)).toBe(gw.fingerprint256);
+  });
+});
