@@ -74,6 +74,9 @@ export function batchedDestination(opts: DestinationOptions, delayMs = DEFAULT_B
   // gateway indefinitely. So a flush stays due until its bytes are written, and is retried
   // when the write in flight ends.
   dest.flush = ((cb?: (err?: Error) => void): void => {
+    // Nothing waiting: sonic-boom would still make a write(2) of zero bytes (a thread-pool job
+    // when async), e.g. for the batch timer after an explicit flush already wrote the batch.
+    if (queued <= 0 && cb === undefined) return;
     if (queued > 0) due = true;
     flushNow(cb);
   }) as typeof dest.flush;

@@ -144,6 +144,20 @@ describe('batched log destination', () => {
 });
 
 describe('batched log destination writing on the loop (regular files)', () => {
+  it.each([false, true])('a batch already flushed is not written again, empty, when its timer fires (on the loop: %s)', async (onLoop) => {
+    const file = tmpFile();
+    const dest = batchedDestination({ dest: file, sync: false }, 50, onLoop);
+    await ready(dest);
+    const sizes: number[] = [];
+    dest.on('write', (n: number) => sizes.push(n));
+    dest.write('abc\n');
+    dest.flush();
+    await sleep(200);
+    expect(sizes).toEqual([4]);
+    expect(fs.readFileSync(file, 'utf8')).toBe('abc\n');
+    dest.end();
+  });
+
   it('a flush writes before it returns: no thread-pool job to wait for', async () => {
     const file = tmpFile();
     const dest = batchedDestination({ dest: file, sync: false }, 10_000, true);
