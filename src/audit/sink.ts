@@ -307,11 +307,11 @@ class FileAuditSink implements AuditSink {
   flush(): Promise<void> {
     this.sealPending();
     if (this.settled >= this.submitted) return Promise.resolve();
+    // Waiting first: a destination that writes on the loop settles inside the flush below.
+    const written = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
     // Write a batch still waiting for its timer now (no-op while a write is in flight).
     if (!isDestroyed(this.dest)) this.dest.flush();
-    // A destination that writes on the loop has written (and settled) already.
-    if (this.settled >= this.submitted) return Promise.resolve();
-    return new Promise((resolve, reject) => this.waiters.push({ resolve, reject }));
+    return written;
   }
 
   close(): Promise<void> {
