@@ -115,7 +115,7 @@ export function logDestination(
 
 function noticeOnStderr(err: NodeJS.ErrnoException): void {
   try {
-    writeSync(2, `pop3-gateway: writing the log failed (${err.code ?? err.message}); lines are kept up to 16 MiB and written once it works again\n`);
+    writeSync(2, `pop3-gateway: writing the log failed (${err.code ?? err.message}); lines are kept up to ${MAX_PENDING_LOG >> 20} MiB and written once it works again\n`);
   } catch {
     // stderr is gone too: nothing left to tell.
   }

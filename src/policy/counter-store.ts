@@ -60,6 +60,11 @@ function liveMs(res: RateLimiterRes | null): number {
   return res.msBeforeNext;
 }
 
+/** The count a read gives, 0 once its window has expired or when there is none. */
+function liveCount(res: RateLimiterRes | null): number {
+  return liveMs(res) > 0 ? res!.consumedPoints : 0;
+}
+
 function checkMs(what: string, ms: number): void {
   if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`${what} must be a positive number of ms, got ${ms}`);
 }
@@ -101,8 +106,7 @@ class LimiterStore implements CounterStore {
     checkMs('windowMs', windowMs);
     // Never below zero, and never a new window: an expired key has nothing to give back.
     const k = `c:${key}`;
-    const res = await this.#primary.get(k);
-    const n = Math.min(points, liveMs(res) > 0 ? res!.consumedPoints : 0);
+    const n = Math.min(points, liveCount(await this.#primary.get(k)));
     if (n > 0) await this.#primary.reward(k, n, { customDuration: this.#seconds(windowMs) });
   }
 
@@ -113,8 +117,7 @@ class LimiterStore implements CounterStore {
   }
 
   async get(key: string, _windowMs: number): Promise<number> {
-    const res = await this.#primary.get(`c:${key}`);
-    return liveMs(res) > 0 ? res!.consumedPoints : 0;
+    return liveCount(await this.#primary.get(`c:${key}`));
   }
 
   async block(key: string, ms: number): Promise<void> {
@@ -130,7 +133,8 @@ class LimiterStore implements CounterStore {
   }
 
   async reset(key: string): Promise<void> {
-    const [c, b] = [`c:${key}`, `b:${key}`];
+    const c = `c:${key}`;
+    const b = `b:${key}`;
     if (this.#local === null) await Promise.all([this.#primary.delete(c), this.#primary.delete(b)]);
     else await Promise.all([this.#primary.delete(c), this.#primary.delete(b), this.#local.delete(c), this.#local.delete(b)]);
   }
