@@ -8,7 +8,7 @@ import { makeCert, type CertFiles } from '../../harness/certs.ts';
 type Route = 'withIds' | 'ticketsOnly';
 
 /** A loopback listener that hands each connection to the engine, and which server took it. */
-async function engineOn(options: Partial<tls.TlsOptions> = {}): Promise<{ port: number; routes: Route[]; failures: string[]; cert: CertFiles; close(): void }> {
+async function engineOn(options: Partial<tls.TlsOptions> = {}): Promise<{ engine: TlsEngine; port: number; routes: Route[]; failures: string[]; cert: CertFiles; close(): void }> {
   const cert = await makeCert({ commonName: 'localhost' });
   const failures: string[] = [];
   const engine = new TlsEngine({ cert: cert.certPem, key: cert.keyPem, handshakeTimeout: 1000, ...options }, (_l, err) => failures.push(err.message));
@@ -21,7 +21,7 @@ async function engineOn(options: Partial<tls.TlsOptions> = {}): Promise<{ port: 
     engine.upgrade(raw, 'test').then((s) => s.end('+OK hello\r\n'), () => raw.destroy());
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { port: (server.address() as net.AddressInfo).port, routes, failures, cert, close: () => server.close() };
+  return { engine, port: (server.address() as net.AddressInfo).port, routes, failures, cert, close: () => server.close() };
 }
 
 function greetingOver(port: number, cert: CertFiles, opts: tls.ConnectionOptions = {}): Promise<{ line: string; protocol: string | null }> {
@@ -143,29 +143,17 @@ describe('TLS engine: which server serves a handshake', () => {
 });
 
 describe('TLS engine: SNI callback only when there are SNI entries', () => {
-  /** The engine behind a loopback listener; `cn` gives the certificate a handshake for `servername` got, and whether it resumed. */
-  async function sniEngine(options: tls.TlsOptions): Promise<{
-    engine: TlsEngine; cn(servername: string, session?: Buffer): Promise<{ cn: string; reused: boolean; session: Buffer | null }>; close(): void;
-  }> {
-    const engine = new TlsEngine(options);
-    const server = net.createServer((raw) => {
-      raw.on('error', () => undefined);
-      engine.upgrade(raw, 'test').then((s) => s.end('+OK hello\r\n'), () => raw.destroy());
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    const port = (server.address() as net.AddressInfo).port;
-    const cn = (servername: string, session?: Buffer) => new Promise<{ cn: string; reused: boolean; session: Buffer | null }>((resolve, reject) => {
-      const s = tls.connect({ port, host: '127.0.0.1', servername, rejectUnauthorized: false, session });
-      let ticket: Buffer | null = null;
-      let seen = { cn: '', reused: false };
-      s.on('session', (t: Buffer) => (ticket = t));
-      s.once('secureConnect', () => (seen = { cn: String(s.getPeerCertificate().subject?.CN), reused: s.isSessionReused() }));
-      s.once('error', reject);
-      s.on('data', () => undefined);
-      s.once('close', () => resolve({ ...seen, session: ticket }));
-    });
-    return { engine, cn, close: () => server.close() };
-  }
+  /** The certificate a handshake for `servername` got from the engine at `port`, whether it resumed, and its ticket. */
+  const cn = (port: number, servername: string, session?: Buffer) => new Promise<{ cn: string; reused: boolean; session: Buffer | null }>((resolve, reject) => {
+    const s = tls.connect({ port, host: '127.0.0.1', servername, rejectUnauthorized: false, session });
+    let ticket: Buffer | null = null;
+    let seen = { cn: '', reused: false };
+    s.on('session', (t: Buffer) => (ticket = t));
+    s.once('secureConnect', () => (seen = { cn: String(s.getPeerCertificate().subject?.CN), reused: s.isSessionReused() }));
+    s.once('error', reject);
+    s.on('data', () => undefined);
+    s.once('close', () => resolve({ ...seen, session: ticket }));
+  });
 
   it('a reload that adds the first entry serves it, one that drops the last stops; tickets resume across both', async () => {
     const main = await makeCert({ commonName: 'localhost' });
@@ -173,17 +161,17 @@ describe('TLS engine: SNI callback only when there are SNI entries', () => {
     const base = { cert: main.certPem, key: main.keyPem, handshakeTimeout: 2000, ticketKeys: Buffer.alloc(48, 7) };
     const mailCtx = tls.createSecureContext({ cert: mail.certPem, key: mail.keyPem });
     const withSni: tls.TlsOptions = { ...base, SNICallback: (name, cb) => cb(null, name === 'mail.example.test' ? mailCtx : undefined) };
-    const e = await sniEngine(base);
+    const e = await engineOn(base);
     close = e.close;
-    const first = await e.cn('mail.example.test');
+    const first = await cn(e.port, 'mail.example.test');
     expect(first.cn).toBe('localhost');
     e.engine.update(withSni);
-    expect((await e.cn('mail.example.test')).cn).toBe('mail.example.test');
-    expect((await e.cn('localhost')).cn).toBe('localhost');
+    expect((await cn(e.port, 'mail.example.test')).cn).toBe('mail.example.test');
+    expect((await cn(e.port, 'localhost')).cn).toBe('localhost');
     // A ticket from the servers before the rebuild still resumes (same ticket keys).
     expect(first.session).not.toBeNull();
-    expect((await e.cn('localhost', first.session!)).reused).toBe(true);
+    expect((await cn(e.port, 'localhost', first.session!)).reused).toBe(true);
     e.engine.update(base);
-    expect((await e.cn('mail.example.test')).cn).toBe('localhost');
+    expect((await cn(e.port, 'mail.example.test')).cn).toBe('localhost');
   });
 });
