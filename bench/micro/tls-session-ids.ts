@@ -58,16 +58,18 @@ async function handshakes(port: number, n: number): Promise<void> {
   }));
 }
 
-const sniRun = values.sni === true;
 type Mode = 'ids' | 'none' | 'peek' | 'sni';
-/** `--modes A,B`: any two servers (e.g. `none,peek`: what reading the first bytes costs). */
-const [modeA, modeB] = (values.modes?.split(',') ?? [sniRun ? 'sni' : 'ids', sniRun ? 'none' : bare]) as [Mode, Mode];
-const servers = { ids: await startServer(modeA), none: await startServer(modeB) };
+const LABEL: Record<Mode, string> = {
+  ids: 'with session-ID listeners', none: 'plain tls.Server', peek: 'first bytes read and put back', sni: 'with an SNICallback',
+};
+/** `--modes A,B`: any two servers (e.g. `peek,none`: what reading the first bytes costs); `--sni` is `sni,none`. */
+const [modeA, modeB] = (values.modes?.split(',') ?? (values.sni === true ? ['sni', 'none'] : ['ids', bare])) as [Mode, Mode];
+const servers = { a: await startServer(modeA), b: await startServer(modeB) };
 try {
   for (const s of Object.values(servers)) await handshakes(s.port, perRound * 2); // warm-up
-  const us: Record<'ids' | 'none', number[]> = { ids: [], none: [] };
+  const us: Record<'a' | 'b', number[]> = { a: [], b: [] };
   for (let r = 0; r < rounds; r++) {
-    const order: ('ids' | 'none')[] = r % 2 === 0 ? ['ids', 'none'] : ['none', 'ids'];
+    const order: ('a' | 'b')[] = r % 2 === 0 ? ['a', 'b'] : ['b', 'a'];
     for (const k of order) {
       const before = await servers[k].cpuMs();
       await handshakes(servers[k].port, perRound);
@@ -76,13 +78,7 @@ try {
   }
   const median = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1]!;
   console.log(`${maxVersion}, ${rounds} rounds of ${perRound} handshakes, server CPU µs per handshake (median):`);
-  const diff = median(us.ids.map((x, i) => x - us.none[i]!)).toFixed(0);
-  if (values.modes !== undefined) {
-    console.log(`  ${modeA} ${median(us.ids).toFixed(0)}, ${modeB} ${median(us.none).toFixed(0)}, paired difference ${diff}`);
-  } else {
-    const [withWhat, without] = sniRun ? ['an SNICallback', ''] : ['session-ID listeners', bare === 'peek' ? ' (first bytes read and put back)' : ''];
-    console.log(`  with ${withWhat} ${median(us.ids).toFixed(0)}, without${without} ${median(us.none).toFixed(0)}, paired difference ${diff}`);
-  }
+  console.log(`  ${LABEL[modeA]} ${median(us.a).toFixed(0)}, ${LABEL[modeB]} ${median(us.b).toFixed(0)}, paired difference ${median(us.a.map((x, i) => x - us.b[i]!)).toFixed(0)}`);
 } finally {
   for (const s of Object.values(servers)) s.stop();
 }
