@@ -154,8 +154,17 @@ async function startTls(socket: net.Socket, reader: ReplyReader, capa: Capabilit
   }
 }
 
+/** Per configured server: whether its host is loopback (an address parse and range walk per connect otherwise). */
+const loopback = new WeakMap<BackendServer, boolean>();
+
 function plaintextRefused(server: BackendServer, cfg: BackendConfig): boolean {
-  return cfg.tls === 'none' && !cfg.allowPlaintextCredentials && !isLoopbackHost(server.host);
+  if (cfg.tls !== 'none' || cfg.allowPlaintextCredentials) return false;
+  let local = loopback.get(server);
+  if (local === undefined) {
+    local = isLoopbackHost(server.host);
+    loopback.set(server, local);
+  }
+  return !local;
 }
 
 /** `host:port` (`[v6]:port`) per configured server: an IP test per connect is a regex run per session. */
