@@ -45,18 +45,45 @@ export function parseCommand(line: Buffer): CommandParse {
   while (verbEnd < line.length && line[verbEnd] !== SP) verbEnd++;
   if (verbEnd === 0 || verbEnd > MAX_VERB) return { ok: false, error: 'bad-verb' };
   let lower = false;
+  let code = 0;
   for (let i = 0; i < verbEnd; i++) {
     const b = line[i]!;
     if (!isLetter(b)) return { ok: false, error: 'bad-verb' };
     if (b >= 0x61) lower = true;
+    code = code * 256 + (b & 0xdf);
   }
 
-  const asSent = line.toString('latin1', 0, verbEnd);
-  const verb = lower ? asSent.toUpperCase() : asSent;
+  const verb = (verbEnd <= 4 ? KEYWORDS.get(code) : undefined) ?? upperVerb(line, verbEnd, lower);
   const rest = verbEnd < line.length ? line.toString('latin1', verbEnd + 1) : '';
-  const args = rest === '' ? NO_ARGS : rest.split(' ').filter((arg) => arg.length > 0);
+  const args = rest === '' ? NO_ARGS : rest.split(' ').filter(nonEmpty);
   return { ok: true, command: { verb, args, rest } };
 }
+
+function upperVerb(line: Buffer, end: number, lower: boolean): string {
+  const asSent = line.toString('latin1', 0, end);
+  return lower ? asSent.toUpperCase() : asSent;
+}
+
+const nonEmpty = (arg: string): boolean => arg.length > 0;
+
+/** A keyword's letters, upper-cased, as one number (base 256): "TOP" and "STAT" alike. */
+function keywordCode(verb: string): number {
+  let code = 0;
+  for (let i = 0; i < verb.length; i++) code = code * 256 + verb.charCodeAt(i);
+  return code;
+}
+
+/**
+ * The keywords of RFC 1939, 2449, 1734/5034 and 2595 by their code, so a command line that
+ * carries one gets the constant string (no new string per command, nothing to upper-case):
+ * every later look-up by verb (the gate, the allowlist, metrics) then finds an internalized
+ * key instead of hashing a fresh string against V8's string table. Other verbs are read from
+ * the line as before.
+ */
+const KEYWORDS = new Map<number, string>(
+  ['CAPA', 'USER', 'PASS', 'APOP', 'AUTH', 'STLS', 'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'QUIT', 'LAST']
+    .map((v) => [keywordCode(v), v]),
+);
 
 const NO_ARGS: readonly string[] = Object.freeze([]);
 

@@ -114,6 +114,24 @@ describe('serializeCommand', () => {
     ));
   });
 
+  it('gives every short verb, keyword or not, in any case, as its upper-cased text (keywords come from a table)', () => {
+    const keywords = ['CAPA', 'USER', 'PASS', 'APOP', 'AUTH', 'STLS', 'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'QUIT', 'LAST'];
+    const anyCase = (v: string) => fc.array(fc.boolean(), { minLength: v.length, maxLength: v.length })
+      .map((up) => [...v].map((c, i) => (up[i] ? c : c.toLowerCase())).join(''));
+    fc.assert(fc.property(
+      fc.oneof(fc.constantFrom(...keywords).chain(anyCase), fc.stringMatching(/^[A-Za-z]{1,5}$/)),
+      (v) => {
+        const p = parseCommand(latin1(`${v} 1`));
+        return p.ok && p.command.verb === v.toUpperCase() && p.command.args.length === 1;
+      },
+    ), { numRuns: 2000 });
+    // Neighbours of a keyword (one letter more or less, or another letter) are themselves.
+    for (const v of ['TO', 'TOPS', 'STA', 'STATS', 'QUIX', 'USERS', 'A', 'ZZZZ']) {
+      const p = parseCommand(latin1(v));
+      expect(p.ok && p.command.verb).toBe(v);
+    }
+  });
+
   it('sends a Unicode name as its UTF-8 bytes through utf8AsLatin1', () => {
     expect(serializeCommand('USER', [utf8AsLatin1('j\u00fcrgen')])).toEqual(Buffer.from('USER j\u00fcrgen\r\n', 'utf8'));
   });
