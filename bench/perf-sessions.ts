@@ -31,7 +31,7 @@ try {
   for (const w of who) {
     // --perf-basic-prof also starts V8's log: keep it out of the working tree.
     const nodeArgs = ['--perf-basic-prof', `--logfile=${path.join(dir, `${w}-v8.log`)}`, '--no-logfile-per-isolate'];
-    const { target: t, stop } = await startProxy(w === 'pipe' ? 'pipe' : 'gateway', backend, { dir, nodeArgs, level, audit, live });
+    const { target: t, stop } = await startProxy(w === 'pipe' ? 'pipe' : 'gateway', backend, { dir, nodeArgs, level, audit, live, logToFile: true });
     await sessionRate(t, BOB, 8, Number(process.env.WARM ?? 15) * 1000); // warm up the JIT
     const data = path.join(dir, `${w}.perf.data`);
     const rec = spawn('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(t.gatewayPid)], { stdio: ['ignore', 'ignore', 'pipe'] });
