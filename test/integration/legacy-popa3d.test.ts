@@ -282,4 +282,15 @@ describe('pipelining toward scripted backends', () => {
     expect(relayed.filter((v) => v === 'RETR')).toHaveLength(2);
     expect(modern.overlaps.length).toBeGreaterThan(0);
   });
+
+  it('logs in to it one command at a time all the same: PASS only after the reply to USER', async () => {
+    // Dovecot's pop3-login answers a USER and PASS sent together ~40 ms late (backend-login.ts).
+    const c = await Pop3TestClient.connect({ port: modernGw.port.pop3s!, tls: true });
+    c.sendRaw('USER legacy\r\nPASS pw\r\n');
+    expect(await c.readLine()).toMatch(/^\+OK/);
+    expect(await c.readLine()).toBe('+OK logged in');
+    await c.quit();
+    expect(modern.commands).toContain('PASS');
+    expect(modern.overlaps.filter((l) => /^USER /i.test(l))).toEqual([]);
+  });
 });
