@@ -257,7 +257,7 @@ async function main(): Promise<number> {
       : 'no warm-up (--warm 0): proxies are measured from a cold start, JIT compilation included.');
     notes.push(`TLS: the client verifies the certificate (RSA 2048, test CA), no session resumption; negotiated ${protocols}.`);
     if (s.reference) {
-      notes.push('Node TLS pipe (ref): a bare node:tls server piping each connection to Dovecot\'s plain port, nothing parsed '
+      notes.push('Node TLS pipe (ref): a bare node:tls server (TCP_NODELAY, as the gateway) piping each connection to Dovecot\'s plain port, nothing parsed '
         + '(bench/lib/pipe-proxy.ts); its "gateway CPU" figures are that proxy\'s: the floor for a Node TLS proxy on this machine.');
     }
     notes.push('Dovecot CPU is the whole process tree (master, login, auth, per-session pop3 processes), from /proc.');

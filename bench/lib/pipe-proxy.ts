@@ -6,8 +6,8 @@
  *
  * Both sockets have TCP_NODELAY, as in the gateway, HAProxy and nginx. Without it (until the
  * seventh pass of issue 10) a small write waited behind the client's delayed ACK: 135 full
- * sessions/s with 8 clients against 195-230, a session's p50 57 ms against 34-40, and
- * 1.95 ms of CPU per session against 1.44-1.77 (the idle waits cost wake-ups). The floor read
+ * sessions/s with 8 clients against 150-230, a session's p50 57 ms against 34-52, and
+ * 1.95 ms of CPU per session against 1.44-2.19 (the idle waits cost wake-ups). The floor read
  * too high, and the gateway's ratios to it too low.
  *
  *   node --import tsx bench/lib/pipe-proxy.ts CERT KEY BACKEND_PORT   (prints {"port":N})
