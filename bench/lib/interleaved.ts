@@ -24,6 +24,14 @@ export interface InterleavedResult {
   /** CPU ms per session of each round, per target. */
   cpuMsPerSession: Record<InterleavedKey, number[]>;
   sessionsPerSec: Record<InterleavedKey, number[]>;
+  /** Sessions per second offered in the paced window of each round (null: no paced window). */
+  pacedRate: number | null;
+  /** CPU ms per session of each round's paced window, per target: all three at the same rate. */
+  pacedCpuMsPerSession: Record<InterleavedKey, number[]>;
+  pacedMedian: Record<InterleavedKey, number> | null;
+  /** Medians of the per-round ratios at the paced rate (null: no paced window). */
+  warnPacedOverPipe: number | null;
+  infoPacedOverPipe: number | null;
   /** NOOP round-trip p50 of each round (µs), per target: `noops` sequential NOOPs after the session burst. */
   noopP50Us: Record<InterleavedKey, number[]>;
   noops: number;
@@ -54,6 +62,13 @@ export interface InterleavedOptions {
   concurrency: number;
   /** NOOPs per target per round (0: none). */
   noops: number;
+  /**
+   * Also a window of `seconds` per target per round at this many sessions per second offered
+   * (null: none). With a fixed number of clients each proxy runs as fast as it can, and a
+   * cheaper one also pays fewer wake-ups per session; at one offered rate the CPU per session
+   * compares the work alone.
+   */
+  pacedRate?: number | null;
   /** A RETR of a `mib` MiB message of `credentials`' mailbox, `repeats` times, per target per round. */
   bulk?: { credentials: { user: string; password: string }; mib: number; repeats: number };
   credentials: { user: string; password: string };
@@ -89,6 +104,8 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     const rate: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const noop: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const gib: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
+    const paced: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
+    const pacedRate = o.pacedRate ?? null;
     for (let r = 0; r < o.rounds; r++) {
       const order = [...keys].sort(() => Math.random() - 0.5);
       for (const k of order) {
@@ -96,12 +113,18 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
         if (res.errors > 0) throw new Error(`interleaved ${k}: ${res.errors} session errors (${res.errorSamples.join('; ')})`);
         cpu[k].push(res.gatewayCpuMsPerSession ?? NaN);
         rate[k].push(res.perSecond);
+        if (pacedRate !== null) {
+          const p = await sessionRate(targets[k], o.credentials, o.concurrency, o.seconds * 1000, pacedRate);
+          if (p.errors > 0) throw new Error(`interleaved ${k} at ${pacedRate}/s: ${p.errors} session errors (${p.errorSamples.join('; ')})`);
+          paced[k].push(p.gatewayCpuMsPerSession ?? NaN);
+        }
         if (o.noops > 0) noop[k].push((await noopLatency(targets[k], o.credentials, o.noops, 200)).p50Us);
         if (o.bulk !== undefined) gib[k].push((await bulkRetr(targets[k], o.bulk.credentials, o.bulk.mib, o.bulk.repeats)).gatewayCpuSPerGiB ?? NaN);
       }
       o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}`);
     }
-    const perRound = (a: InterleavedKey, b: InterleavedKey) => round(median(cpu[a].map((x, i) => x / cpu[b][i]!)), 3);
+    const ratio = (of: Record<InterleavedKey, number[]>, a: InterleavedKey, b: InterleavedKey) => round(median(of[a].map((x, i) => x / of[b][i]!)), 3);
+    const perRound = (a: InterleavedKey, b: InterleavedKey) => ratio(cpu, a, b);
     const noopOver = (a: InterleavedKey) => round(median(noop[a].map((x, i) => x - noop.pipe[i]!)), 1);
     const gibOver = (a: InterleavedKey) => round(median(gib[a].map((x, i) => x / gib.pipe[i]!)), 3);
     return {
@@ -110,6 +133,11 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
       warmSeconds: o.warmSeconds,
       cpuMsPerSession: cpu,
       sessionsPerSec: rate,
+      pacedRate,
+      pacedCpuMsPerSession: paced,
+      pacedMedian: pacedRate === null ? null : { pipe: round(median(paced.pipe), 2), warn: round(median(paced.warn), 2), info: round(median(paced.info), 2) },
+      warnPacedOverPipe: pacedRate === null ? null : ratio(paced, 'warn', 'pipe'),
+      infoPacedOverPipe: pacedRate === null ? null : ratio(paced, 'info', 'pipe'),
       noopP50Us: noop,
       noops: o.noops,
       cpuSPerGiB: gib,

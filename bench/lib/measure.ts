@@ -103,11 +103,12 @@ export interface SessionRateResult extends SessionLoadResult {
   cpu: CpuUse;
 }
 
-export async function sessionRate(t: Target, cred: Credentials, concurrency: number, durationMs: number): Promise<SessionRateResult> {
+/** Full sessions from `concurrency` clients for `durationMs`: as fast as they go, or `ratePerSecond` in all. */
+export async function sessionRate(t: Target, cred: Credentials, concurrency: number, durationMs: number, ratePerSecond?: number): Promise<SessionRateResult> {
   let window: CpuWindow | null = null;
   let cpu: CpuUse | null = null;
   const r = await runSessionLoad(
-    { endpoint: t.endpoint, user: cred.user, password: cred.password, concurrency, durationMs },
+    { endpoint: t.endpoint, user: cred.user, password: cred.password, concurrency, durationMs, ratePerSecond },
     () => (window = new CpuWindow(t.gatewayPid, t.dovecotPid)),
     () => (cpu = window!.end()),
   );

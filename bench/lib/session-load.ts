@@ -14,6 +14,13 @@ export interface SessionLoadOptions {
   password: string;
   concurrency: number;
   durationMs: number;
+  /**
+   * Sessions started per second in all, spread evenly over the clients: each waits for its next
+   * slot, and one that falls behind starts its next session at once. Without it each client
+   * starts its next session as soon as one ends (a closed loop: as many as the proxy can take,
+   * so a cheaper proxy also runs at a higher rate and pays fewer wake-ups per session).
+   */
+  ratePerSecond?: number;
 }
 
 export interface SessionLoadResult {
@@ -87,8 +94,19 @@ async function runLoad(opts: SessionLoadOptions): Promise<SessionLoadResult> {
   const errorSamples: string[] = [];
   let errors = 0;
   let tlsProtocol: string | null = null;
-  const loop = async (): Promise<void> => {
+  const rate = opts.ratePerSecond;
+  const loop = async (_: unknown, i: number): Promise<void> => {
+    // Paced: client i starts at i/rate s, then every concurrency/rate s.
+    const every = rate === undefined ? 0 : (1000 * opts.concurrency) / rate;
+    let next = started + (rate === undefined ? 0 : (1000 * i) / rate);
     while (performance.now() < deadline) {
+      if (every > 0) {
+        const wait = next - performance.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (performance.now() >= deadline) break;
+        // A client that fell more than one slot behind does not burst to catch up.
+        next = Math.max(next + every, performance.now() - every);
+      }
       const t0 = performance.now();
       try {
         tlsProtocol = await oneSession(opts);
