@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
-import { GatewayMetrics } from '../../../src/metrics/metrics.ts';
+import { createRequire } from 'node:module';
+import * as prom from 'prom-client';
+import { describe, expect, it, vi } from 'vitest';
+import { collectProcessMetrics, EVENT_LOOP_SAMPLE_MS, GatewayMetrics } from '../../../src/metrics/metrics.ts';
 import { parseExposition, type Exposition } from '../../harness/prometheus.ts';
 
 function value(e: Exposition, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -172,5 +174,24 @@ describe('gateway metrics', () => {
 
   it('reports the Prometheus text content type', () => {
     expect(new GatewayMetrics().contentType).toMatch(/^text\/plain; version=0\.0\.4/);
+  });
+});
+
+describe('process metrics', () => {
+  it('sample the event-loop delay every 100 ms, not prom-client\'s 10 ms (a wake-up each time)', async () => {
+    // prom-client reads the monitor from the perf_hooks module object when it starts collecting.
+    const perfHooks = createRequire(import.meta.url)('node:perf_hooks') as typeof import('node:perf_hooks');
+    const spy = vi.spyOn(perfHooks, 'monitorEventLoopDelay');
+    try {
+      const registry = new prom.Registry();
+      collectProcessMetrics(registry);
+      expect(EVENT_LOOP_SAMPLE_MS).toBe(100);
+      expect(spy).toHaveBeenCalledWith(expect.objectContaining({ resolution: 100 }));
+      // The lag series are still there.
+      const e = parseExposition(await registry.metrics());
+      expect(e.samples.some((x) => x.name === 'nodejs_eventloop_lag_p99_seconds')).toBe(true);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
