@@ -3,7 +3,7 @@
  * registered (listeners) is removed and its timer cleared however it ends, so nothing is left
  * behind on the socket or in the timer list.
  */
-import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
+import { deadlinesOf } from '../util/deadline-queue.ts';
 import { BackendError } from './errors.ts';
 
 /**
@@ -59,20 +59,6 @@ export function abortedError(server: string): BackendError {
   return new BackendError('CLOSED', 'connection abandoned: the client went away', { server });
 }
 
-/**
- * Runs `fn` after `ms` unless the returned cancel is called first. A whole number of ms (every
- * configured timeout) goes into the shared queue of deadlines of that duration: a full session
- * takes four steps (TCP connect, greeting, USER, PASS), and a `setTimeout` + `clearTimeout` pair
- * of each put a Timeout into Node's timer list and took it out again (the list itself too, when
- * it emptied). A computed remainder (the TLS handshake's share of the connect timeout) keeps a
- * timer of its own, so it cannot fill the queues' shared slots with one-off durations.
- */
-function after(ms: number, fn: () => void): Deadline {
-  if (Number.isInteger(ms)) return deadlinesOf(ms).add(fn);
-  const t = setTimeout(fn, ms);
-  return { cancel: () => clearTimeout(t) };
-}
-
 export function step<T>(spec: StepSpec, body: StepBody<T>): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     if (spec.signal?.aborted === true) {
@@ -92,7 +78,10 @@ export function step<T>(spec: StepSpec, body: StepBody<T>): Promise<T> {
     const onAbort = (): void => {
       if (finish()) reject(abortedError(spec.server));
     };
-    const timer = after(spec.timeoutMs, () => {
+    // The shared queue of the step's duration: a full session takes four steps (TCP connect,
+    // greeting, USER, PASS), and a setTimeout + clearTimeout pair each put a Timeout into Node's
+    // timer list and took it out again (the list itself too, when it emptied).
+    const timer = deadlinesOf(spec.timeoutMs).add(() => {
       if (finish()) reject(new BackendError('TIMEOUT', `no ${spec.what} within ${spec.timeoutMs} ms`, { server: spec.server }));
     });
     spec.signal?.addEventListener('abort', onAbort, { once: true });

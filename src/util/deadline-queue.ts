@@ -115,12 +115,17 @@ const queues = new Map<number, DeadlineQueue>();
 /** Past this many distinct durations, deadlines get their own queue each time (never kept). */
 const MAX_SHARED = 32;
 
-/** The shared queue for deadlines of `ms` (durations come from config: a handful at most). */
+/**
+ * The shared queue for deadlines of `ms` (durations come from config: a handful at most). A
+ * duration that is not a whole number of ms is a computed remainder (what is left of a connect
+ * timeout, say), a one-off: it gets a queue of its own, never kept, so such durations cannot take
+ * the shared slots the configured ones need.
+ */
 export function deadlinesOf(ms: number): DeadlineQueue {
   let q = queues.get(ms);
   if (q === undefined) {
     q = new DeadlineQueue(ms);
-    if (queues.size < MAX_SHARED) queues.set(ms, q);
+    if (queues.size < MAX_SHARED && Number.isInteger(ms)) queues.set(ms, q);
   }
   return q;
 }

@@ -62,4 +62,12 @@ describe('DeadlineQueue', () => {
     expect(() => new DeadlineQueue(Number.NaN)).toThrow(RangeError);
     expect(() => new DeadlineQueue(-1)).toThrow(RangeError);
   });
+
+  it('gives a fractional duration (a computed remainder) a queue of its own, so it takes no shared slot', async () => {
+    expect(deadlinesOf(12.5)).not.toBe(deadlinesOf(12.5));
+    // Still a working deadline.
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => deadlinesOf(12.5).add(resolve));
+    expect(performance.now() - t0).toBeGreaterThanOrEqual(10);
+  });
 });
