@@ -11,6 +11,7 @@ import type { BackendConfig, BackendServer } from '../config/schema.ts';
 import { parseCapa, type Capabilities } from '../protocol/capa.ts';
 import { sanitizeLine, type StatusLine } from '../protocol/response.ts';
 import { isLoopbackHost } from '../policy/networks.ts';
+import { memoize } from '../util/memo.ts';
 import { abortedError, step, type Cancellation } from './deadline.ts';
 import { asBackendError, BackendError } from './errors.ts';
 import { ReplyReader } from './line-reader.ts';
@@ -154,17 +155,11 @@ async function startTls(socket: net.Socket, reader: ReplyReader, capa: Capabilit
   }
 }
 
-/** Per configured server: whether its host is loopback (an address parse and range walk per connect otherwise). */
-const loopback = new WeakMap<BackendServer, boolean>();
+/** Whether a backend host is loopback, remembered per host: an address parse and range walk per connect otherwise. */
+const loopbackHost = memoize(isLoopbackHost);
 
 function plaintextRefused(server: BackendServer, cfg: BackendConfig): boolean {
-  if (cfg.tls !== 'none' || cfg.allowPlaintextCredentials) return false;
-  let local = loopback.get(server);
-  if (local === undefined) {
-    local = isLoopbackHost(server.host);
-    loopback.set(server, local);
-  }
-  return !local;
+  return cfg.tls === 'none' && !cfg.allowPlaintextCredentials && !loopbackHost(server.host);
 }
 
 /** `host:port` (`[v6]:port`) per configured server: an IP test per connect is a regex run per session. */
