@@ -6,6 +6,8 @@
  * smuggle a second command past the gateway to the backend.
  */
 
+import { KNOWN_VERBS } from '../config/schema.ts';
+
 export interface Command {
   /** Upper-cased keyword. */
   readonly verb: string;
@@ -74,16 +76,14 @@ function keywordCode(verb: string): number {
 }
 
 /**
- * The keywords of RFC 1939, 2449, 1734/5034 and 2595 by their code, so a command line that
+ * The keywords the gateway knows (KNOWN_VERBS: RFC 1939, 2449, 1734/5034, 2595; four letters
+ * at most, the longest a lookup looks for) by their code, so a command line that
  * carries one gets the constant string (no new string per command, nothing to upper-case):
  * every later look-up by verb (the gate, the allowlist, metrics) then finds an internalized
  * key instead of hashing a fresh string against V8's string table. Other verbs are read from
  * the line as before.
  */
-const KEYWORDS = new Map<number, string>(
-  ['CAPA', 'USER', 'PASS', 'APOP', 'AUTH', 'STLS', 'STAT', 'LIST', 'UIDL', 'TOP', 'RETR', 'DELE', 'NOOP', 'RSET', 'QUIT', 'LAST']
-    .map((v) => [keywordCode(v), v]),
-);
+const KEYWORDS = new Map<number, string>(KNOWN_VERBS.filter((v) => v.length <= 4).map((v) => [keywordCode(v), v]));
 
 const NO_ARGS: readonly string[] = Object.freeze([]);
 
