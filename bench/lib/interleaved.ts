@@ -124,7 +124,6 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
       o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}`);
     }
     const ratio = (of: Record<InterleavedKey, number[]>, a: InterleavedKey, b: InterleavedKey) => round(median(of[a].map((x, i) => x / of[b][i]!)), 3);
-    const perRound = (a: InterleavedKey, b: InterleavedKey) => ratio(cpu, a, b);
     const noopOver = (a: InterleavedKey) => round(median(noop[a].map((x, i) => x - noop.pipe[i]!)), 1);
     const gibOver = (a: InterleavedKey) => round(median(gib[a].map((x, i) => x / gib.pipe[i]!)), 3);
     return {
@@ -149,9 +148,9 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
       warnNoopOverPipeUs: noopOver('warn'),
       infoNoopOverPipeUs: noopOver('info'),
       median: { pipe: round(median(cpu.pipe), 2), warn: round(median(cpu.warn), 2), info: round(median(cpu.info), 2) },
-      warnOverPipe: perRound('warn', 'pipe'),
-      infoOverPipe: perRound('info', 'pipe'),
-      infoOverWarn: perRound('info', 'warn'),
+      warnOverPipe: ratio(cpu, 'warn', 'pipe'),
+      infoOverPipe: ratio(cpu, 'info', 'pipe'),
+      infoOverWarn: ratio(cpu, 'info', 'warn'),
     };
   } finally {
     for (const g of gws) await g.stop().catch(() => undefined);

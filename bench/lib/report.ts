@@ -121,11 +121,13 @@ export function floorRows(r: BenchResults): string[][] {
     } else {
       div('proxy CPU ms per session', (t) => t.sessions.gatewayCpuMsPerSession, 2, 1.15, null);
     }
-    if (il !== null && ilKey !== null && (il.pacedRate ?? null) !== null && (il.pacedMedian ?? null) !== null) {
+    // Absent from runs saved before the paced window existed.
+    const paced = il?.pacedMedian ?? null;
+    if (il !== null && ilKey !== null && paced !== null) {
       // The same rounds at one offered rate for all three: the work per session, without the
       // closed loop's bonus for whichever proxy runs faster. Shown beside the verdict row.
       const q = ilKey === 'warn' ? il.warnPacedOverPipe : il.infoPacedOverPipe;
-      rows.push([`  same, all at ${il.pacedRate} sessions/s offered`, g.label, fmt(il.pacedMedian![ilKey], 2), fmt(il.pacedMedian!.pipe, 2),
+      rows.push([`  same, all at ${il.pacedRate} sessions/s offered`, g.label, fmt(paced[ilKey], 2), fmt(paced.pipe, 2),
         q === null ? '–' : `${q.toFixed(2)}×`, '(≤ 1.15×)', '']);
     }
     div('full sessions/s', (t) => t.sessions.perSecond, 1, null, 0.9);
