@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { spawnServer, stopChild } from '../../test/harness/child-processes.ts';
 import { freePorts, waitForPort } from '../../test/harness/ports.ts';
+import { flagName, gatewayNodeFlags } from '../../test/harness/node-flags.ts';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -110,8 +111,9 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
   const configFile = path.join(opts.dir, 'gateway.yaml');
   fs.writeFileSync(configFile, YAML.stringify(config));
 
-  // As the systemd unit and `npm start` run it, unless the caller chose a GC mode itself.
-  const gcArgs = opts.source === true || (opts.nodeArgs ?? []).some((a) => /single-threaded-gc/.test(a)) ? [] : ['--single-threaded-gc'];
+  // The flags the systemd unit and `npm start` run it with, except those the caller sets itself.
+  const own = new Set((opts.nodeArgs ?? []).map(flagName));
+  const gcArgs = opts.source === true ? [] : gatewayNodeFlags().filter((f) => !own.has(flagName(f)));
   const logFile = opts.logToFile === true ? path.join(opts.dir, 'stdout.log') : null;
   const logFd = logFile === null ? null : fs.openSync(logFile, 'a');
   const child = spawnServer(process.execPath, [...gcArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),

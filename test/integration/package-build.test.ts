@@ -14,6 +14,7 @@ import { makeTempDir, runProcess, type RunResult } from '../harness/child-proces
 import { startCliGateway } from '../harness/cli-gateway.ts';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
 import { Pop3TestClient } from '../harness/pop3-client.ts';
+import { gatewayNodeFlags } from '../harness/node-flags.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const NPM = 'npm';
@@ -70,8 +71,9 @@ describe('the packed production build', () => {
     expect(files).toContain('package/gateway.yaml');
     expect(files.filter((f) => f.endsWith('.ts'))).toEqual([]);
     const cli = fs.readFileSync(path.join(installDir, 'node_modules', 'pop3-gateway', 'dist', 'src', 'cli.js'), 'utf8');
-    // The bin runs with V8's garbage collection on the main thread, as the systemd unit does (README Benchmark).
-    expect(cli.startsWith('#!/usr/bin/env -S node --single-threaded-gc\n')).toBe(true);
+    // The bin runs with the node flags the systemd unit and `npm start` use (README Benchmark).
+    expect(cli.startsWith(`#!/usr/bin/env -S node ${gatewayNodeFlags().join(' ')}\n`)).toBe(true);
+    expect(gatewayNodeFlags()).toEqual(['--single-threaded-gc']);
     expect(cli).not.toMatch(/from '\.[^']*\.ts'/);
   });
 
