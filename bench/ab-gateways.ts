@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first] [--warm S] [--a-node-args '...'] [--b-node-args '...'] [--a-level L] [--a-audit on|off] [--b-level L] [--b-audit on|off]`:
+ * `node --import tsx bench/ab-gateways.ts --a DIR [--rounds N] [--seconds S] [--mib M] [--noops K] [--level info|warn] [--no-audit] [--bulk-first] [--warm S] [--idle S] [--a-node-args '...'] [--b-node-args '...'] [--a-level L] [--a-audit on|off] [--b-level L] [--b-audit on|off]`:
  * this checkout's gateway (B) against another built checkout's (A, e.g. `git archive` of an older
  * commit with `npm run build`), and the Node TLS pipe, all three running at once in front of one
  * Dovecot. Each round measures every target in a fresh random order (full sessions for S seconds,
@@ -14,7 +14,9 @@
  * logging and the audit cost, both sides warmed alike. `--warm S` (default 15): S seconds of full
  * sessions, with NOOPs and a RETR, twice over (measure.ts warmUp), against each target before the
  * first round, so the JIT has compiled what a round runs (a cold gateway costs half again per
- * session in its first seconds; the pipe has less to compile).
+ * session in its first seconds; the pipe has less to compile). `--idle S`: S seconds with nothing
+ * to do before each session burst, as when mail clients poll every few minutes (V8 shrinks an
+ * idle process's young generation; the burst after pays for that).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,6 +35,7 @@ const { values } = parseArgs({ options: {
   'a-node-args': { type: 'string' }, 'b-node-args': { type: 'string' }, warm: { type: 'string' },
   'log-pipe': { type: 'boolean' }, 'a-level': { type: 'string' }, b: { type: 'string' },
   'a-env': { type: 'string', multiple: true }, 'b-env': { type: 'string', multiple: true }, 'a-audit': { type: 'string' }, 'b-level': { type: 'string' }, 'b-audit': { type: 'string' },
+  idle: { type: 'string' },
 } });
 if (values.a === undefined) throw new Error('--a DIR (a built checkout to compare against) is required');
 const rootA = path.resolve(values.a);
@@ -44,6 +47,8 @@ const noops = Number(values.noops ?? 500);
 const level = values.level === 'warn' ? 'warn' : 'info';
 const audit = values['no-audit'] !== true;
 const warmS = Number(values.warm ?? 15);
+/** Seconds of nothing before each target's session burst: logins after a quiet spell, as mail clients poll. */
+const idleS = Number(values.idle ?? 0);
 const sideLevel = (v: string | undefined): 'warn' | 'info' => (v === undefined ? level : v === 'warn' ? 'warn' : 'info');
 const sideAudit = (v: string | undefined): boolean => (v === undefined ? audit : v === 'on');
 const envOf = (pairs: string[] | undefined): Record<string, string> | undefined =>
@@ -95,6 +100,7 @@ try {
     loads.push(loadAverage());
     for (const k of order) {
       const b0 = bulkFirst ? await bulkRetr(targets[k], ALICE, mib, 2) : null;
+      if (idleS > 0) await new Promise((r) => setTimeout(r, idleS * 1000));
       const s = await sessionRate(targets[k], BOB, 8, seconds * 1000);
       const b = b0 ?? await bulkRetr(targets[k], ALICE, mib, 2);
       const n = await noopLatency(targets[k], BOB, noops, 100);
@@ -109,7 +115,7 @@ try {
   const ratio = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] / samples.pipe[i]![f]));
   const diff = (k: Key, f: keyof Sample) => median(samples[k].map((x, i) => x[f] - samples.pipe[i]![f]));
   const out = [
-    `A = ${rootA} ${values['a-node-args'] ?? ''} (${sides[0]!.level}, audit ${sides[0]!.audit ? 'on' : 'off'}), B = this checkout ${values['b-node-args'] ?? ''} (${sides[1]!.level}, audit ${sides[1]!.audit ? 'on' : 'off'}); warmed ${warmS} s each; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
+    `A = ${rootA} ${values['a-node-args'] ?? ''} (${sides[0]!.level}, audit ${sides[0]!.audit ? 'on' : 'off'}), B = this checkout ${values['b-node-args'] ?? ''} (${sides[1]!.level}, audit ${sides[1]!.audit ? 'on' : 'off'}); warmed ${warmS} s each; ${rounds} rounds${bulkFirst ? ', RETR before sessions' : ''}${idleS > 0 ? `, ${idleS} s idle before each session burst` : ''}; load average ${Math.min(...loads).toFixed(1)}–${Math.max(...loads).toFixed(1)}`,
     '| median of rounds | pipe | A | B | A ÷ pipe | B ÷ pipe |',
     '|---|---|---|---|---|---|',
     `| CPU ms per session | ${field('pipe', 'sessionMs').toFixed(2)} | ${field('A', 'sessionMs').toFixed(2)} | ${field('B', 'sessionMs').toFixed(2)} | ${ratio('A', 'sessionMs').toFixed(2)}× | ${ratio('B', 'sessionMs').toFixed(2)}× |`,
