@@ -8,8 +8,10 @@
  * read refreshes it, and when it fires it counts only while a command is in flight.
  * (Arming it per command and clearing it per reply made two timers per command.)
  */
+import type { Socket } from 'node:net';
 import type { BackendLease } from '../backend/directory.ts';
 import type { PendingQueue } from '../session/pending.ts';
+import { releaseSocket } from './socket-release.ts';
 import { BackendStream, type BackendStreamHooks, type BackendStreamLimits } from './backend-stream.ts';
 
 export interface BackendLinkEvents extends BackendStreamHooks {
@@ -48,8 +50,10 @@ export class BackendLink {
     sock.on('drain', this.onDrain);
     sock.on('close', this.onClose);
     sock.on('timeout', this.onTimeout);
-    sock.on('error', (err: Error) => events.debug({ event: 'backend-error', err: err.message }, 'backend socket error'));
+    sock.on('error', this.onError);
   }
+
+  private readonly onError = (err: Error): void => this.events.debug({ event: 'backend-error', err: err.message }, 'backend socket error');
 
   /** Bytes the connector read past the last reply it consumed: nobody asked for them. */
   get hasLeftover(): boolean {
@@ -82,7 +86,15 @@ export class BackendLink {
     this.events.writable();
   };
 
-  private readonly onClose = (): void => this.events.closed();
+  private readonly onClose = (): void => {
+    this.release(this.lease.conn.socket);
+    this.events.closed();
+  };
+
+  /** Drops this link's listeners from its closed socket (see socket-release.ts). */
+  private release(sock: Socket): void {
+    releaseSocket(sock, [['data', this.onData], ['close', this.onClose], ['drain', this.onDrain], ['timeout', this.onTimeout], ['error', this.onError]]);
+  }
 
   private readonly onTimeout = (): void => {
     if (this.stream.blocked) {

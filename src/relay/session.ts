@@ -24,6 +24,7 @@ import { newSessionId } from '../util/ids.ts';
 import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackendLink } from './backend-link.ts';
+import { releaseSocket } from './socket-release.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
 import { authorizationCommand, onSaslLine, tlsGateVerdict } from './authorization.ts';
 import { transactionCommand } from './transaction.ts';
@@ -192,7 +193,16 @@ export class Pop3Session {
   };
 
   private readonly onClientTimeout = (): void => this.timeout('idle-timeout');
-  private readonly onClientClose = (): void => this.close('client-closed');
+  private readonly onClientClose = (): void => {
+    this.releaseClient(this.client);
+    this.close('client-closed');
+  };
+
+  /** Drops the session's listeners from its closed client socket (see socket-release.ts). */
+  private releaseClient(sock: Socket): void {
+    releaseSocket(sock, [['data', this.onClientData], ['drain', this.onClientDrain], ['timeout', this.onClientTimeout],
+      ['close', this.onClientClose], ['error', this.onClientError]]);
+  }
   private readonly onClientError = (err: Error): void => {
     this.log.debug({ event: 'client-error', err: err.message }, 'client socket error');
   };
@@ -457,6 +467,8 @@ export class Pop3Session {
       this.client = secure;
       this.tlsProtocol = secure.getProtocol() ?? 'TLS';
       this.attachClient(secure);
+      // The TLS socket reports the connection's errors from here on; the plain one must not keep the session.
+      releaseSocket(raw, [['error', this.onClientError]]);
       this.decoder.clear();
       this.pendingUser = null;
       this.phase = 'authorization';
