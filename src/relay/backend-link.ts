@@ -136,10 +136,7 @@ export class BackendLink {
   /** Lets go of the connection without telling the session (a routed login failed). */
   detach(): void {
     const sock = this.lease.conn.socket;
-    sock.off('data', this.onData);
-    sock.off('close', this.onClose);
-    sock.off('drain', this.onDrain);
-    sock.off('timeout', this.onTimeout);
+    this.release(sock);
     sock.destroy();
   }
 }

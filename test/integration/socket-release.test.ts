@@ -113,3 +113,43 @@ describe('sockets released when they close', () => {
     expect(heldBy(s.client, handlersOf(s))).toEqual([]);
   });
 });
+
+describe('a backend connection dropped after a failed routed login', () => {
+  let dc: DovecotInstance;
+  let gw: TestGateway;
+  const dropped: Array<{ link: object; socket: Socket }> = [];
+
+  beforeAll(async () => {
+    dc = await startDovecot();
+    // With routes the session connects per login, and lets the connection go when the login fails.
+    gw = await startTestGateway(dc.port, { routes: [{ match: 'nobody-routed', backend: { host: '127.0.0.1', port: dc.port } }] });
+    type Routed = SessionView & { dropBackend(): void };
+    const registry = gw.gw.registry as unknown as { add(s: Routed): void };
+    const add = registry.add.bind(registry);
+    registry.add = (s) => {
+      const drop = s.dropBackend.bind(s);
+      s.dropBackend = () => {
+        if (s.backend !== null && s.link !== null) dropped.push({ link: s.link, socket: s.backend.conn.socket });
+        drop();
+      };
+      add(s);
+    };
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await dc?.stop();
+  });
+
+  it('carries none of the link listeners, and swallows late errors', async () => {
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    expect(await c.command('USER bob')).toMatch(/^\+OK/);
+    expect(await c.command('PASS wrong')).toMatch(/^-ERR/);
+    await c.quit();
+    expect(dropped).toHaveLength(1);
+    const { link, socket } = dropped[0]!;
+    expect(handlersOf(link).size).toBeGreaterThan(3);
+    expect(heldBy(socket, handlersOf(link))).toEqual([]);
+    expect(() => socket.emit('error', new Error('late'))).not.toThrow();
+  });
+});
