@@ -113,10 +113,10 @@ async function startOnce(opts: GatewayProcessOptions): Promise<GatewayProcess> {
 
   // The flags the systemd unit and `npm start` run it with, except those the caller sets itself.
   const own = new Set((opts.nodeArgs ?? []).map(flagName));
-  const gcArgs = opts.source === true ? [] : gatewayNodeFlags().filter((f) => !own.has(flagName(f)));
+  const flagArgs = opts.source === true ? [] : gatewayNodeFlags().filter((f) => !own.has(flagName(f)));
   const logFile = opts.logToFile === true ? path.join(opts.dir, 'stdout.log') : null;
   const logFd = logFile === null ? null : fs.openSync(logFile, 'a');
-  const child = spawnServer(process.execPath, [...gcArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
+  const child = spawnServer(process.execPath, [...flagArgs, ...(opts.nodeArgs ?? []), ...(opts.inspect === true ? ['--inspect=127.0.0.1:0'] : []),
     ...(opts.source === true ? ['--import', 'tsx', 'src/cli.ts'] : ['dist/src/cli.js']), '--config', configFile],
   { cwd: opts.root ?? REPO_ROOT, ...(logFd === null ? {} : { stdio: ['ignore', logFd, 'pipe'] }),
     ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }) });

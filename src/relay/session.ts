@@ -203,6 +203,7 @@ export class Pop3Session {
     releaseSocket(sock, [['data', this.onClientData], ['drain', this.onClientDrain], ['timeout', this.onClientTimeout],
       ['close', this.onClientClose], ['error', this.onClientError]]);
   }
+
   private readonly onClientError = (err: Error): void => {
     this.log.debug({ event: 'client-error', err: err.message }, 'client socket error');
   };

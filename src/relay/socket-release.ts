@@ -1,8 +1,10 @@
 /**
- * Letting go of a closed socket. Node keeps a closed socket's native handle objects until a full
- * collection (the scavenger treats their weak handles as roots), and the socket with them; every
- * listener still on it keeps its owner alive that long too. So a session drops its listeners
- * once a socket has closed, and what it built for the session can die young.
+ * Letting go of a closed socket. A closed socket outlives the young-generation collections after
+ * its close: Node's handle objects hold it through weak handles that V8's scavenger keeps, so only
+ * a full collection frees it (with forced collections, no finished session was freed by a minor
+ * one). Every listener still on it kept its owner that long too, promoted to the old generation
+ * on the way. So a session drops its listeners once a socket has closed, and what it built for
+ * the session can die young.
  */
 import type { Socket } from 'node:net';
 
