@@ -198,10 +198,10 @@ export class Pop3Session {
     this.close('client-closed');
   };
 
-  /** Drops the session's listeners from its closed client socket (see socket-release.ts). */
+  /** Drops all of the session's listeners from its closed client socket (see socket-release.ts). */
   private releaseClient(sock: Socket): void {
-    releaseSocket(sock, [['data', this.onClientData], ['drain', this.onClientDrain], ['timeout', this.onClientTimeout],
-      ['close', this.onClientClose], ['error', this.onClientError]]);
+    this.detachClient(sock);
+    releaseSocket(sock, [['error', this.onClientError]]);
   }
 
   private readonly onClientError = (err: Error): void => {
