@@ -42,7 +42,8 @@ export class BackendLink {
     private readonly events: BackendLinkEvents,
   ) {
     const sock = lease.conn.socket;
-    sock.setNoDelay(true);
+    // TCP_NODELAY is the connector's, set on the TCP socket once it connects (a TLSSocket would
+    // pass a second call on to the same TCP handle).
     sock.setTimeout(replyTimeout);
     // The session's events include the stream's four hooks: handed over as they are.
     this.stream = new BackendStream(queue, limits, events);
