@@ -364,17 +364,23 @@ export class Pop3Session {
   enqueue(kind: 'relay' | 'internal', verb: string, args: readonly string[], opts: SendOptions & {
     onReply?: (reply: ReplyInfo) => void;
   } = {}): void {
-    this.queue.push({
-      kind, verb, args, wire: opts.wire ?? serializeCommand(verb, args), localReply: null,
-      multiline: opts.multiline ?? isMultiline(verb, args.length), startedAt: Date.now(), sent: false,
-      sasl: opts.sasl ?? false, onReply: opts.onReply, onBody: opts.onBody,
-    });
-    this.pump();
+    this.queueCommand(kind, verb, args, opts, opts.onReply);
   }
 
   /** Queues a command to the backend; resolves with its reply. */
   send(kind: 'relay' | 'internal', verb: string, args: readonly string[], opts: SendOptions = {}): Promise<ReplyInfo> {
-    return new Promise((resolve) => this.enqueue(kind, verb, args, { ...opts, onReply: resolve }));
+    // The reply callback goes beside the options, not spread into a copy of them per command.
+    return new Promise((resolve) => this.queueCommand(kind, verb, args, opts, resolve));
+  }
+
+  private queueCommand(kind: 'relay' | 'internal', verb: string, args: readonly string[], opts: SendOptions,
+    onReply: ((reply: ReplyInfo) => void) | undefined): void {
+    this.queue.push({
+      kind, verb, args, wire: opts.wire ?? serializeCommand(verb, args), localReply: null,
+      multiline: opts.multiline ?? isMultiline(verb, args.length), startedAt: Date.now(), sent: false,
+      sasl: opts.sasl ?? false, onReply, onBody: opts.onBody,
+    });
+    this.pump();
   }
 
   /** Lets go of the backend connection without ending the session (a routed login failed). */
