@@ -12,40 +12,16 @@
  *
  *   node --import tsx bench/lib/pipe-proxy.ts CERT KEY BACKEND_PORT   (prints {"port":N})
  */
-import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import path from 'node:path';
 import tls from 'node:tls';
-import { fileURLToPath } from 'node:url';
-import { spawnServer, stopChild } from '../../test/harness/child-processes.ts';
+import { announce, proxyMain, startProxyChild, type ProxyChild } from './proxy-child.ts';
 
-export interface PipeProxy {
-  pid: number;
-  port: number;
-  stop(): Promise<void>;
-}
+export type PipeProxy = ProxyChild;
 
 /** Starts the pipe proxy as a child process in front of 127.0.0.1:backendPort. */
-export async function startPipeProxy(certFile: string, keyFile: string, backendPort: number, nodeArgs: string[] = []): Promise<PipeProxy> {
-  const self = fileURLToPath(import.meta.url);
-  const child: ChildProcess = spawnServer(process.execPath, [...nodeArgs, '--import', 'tsx', self, certFile, keyFile, String(backendPort)], {
-    cwd: path.resolve(path.dirname(self), '../..'),
-  });
-  let err = '';
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString()));
-  const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`pipe proxy did not start: ${err}`)), 20_000);
-    child.stdout?.once('data', (c: Buffer) => {
-      clearTimeout(timer);
-      resolve((JSON.parse(c.toString()) as { port: number }).port);
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`pipe proxy exited with ${code}: ${err}`));
-    });
-  });
-  return { pid: child.pid!, port, stop: () => stopChild(child, 'SIGTERM', 5000) };
+export function startPipeProxy(certFile: string, keyFile: string, backendPort: number, nodeArgs: string[] = []): Promise<PipeProxy> {
+  return startProxyChild(import.meta.url, 'pipe proxy', certFile, keyFile, backendPort, nodeArgs);
 }
 
 function serve(certFile: string, keyFile: string, backendPort: number): void {
@@ -57,18 +33,7 @@ function serve(certFile: string, keyFile: string, backendPort: number): void {
     backend.on('error', () => client.destroy());
   });
   server.on('tlsClientError', () => undefined); // a client that gives up mid-handshake is no news here
-  server.listen(0, '127.0.0.1', () => {
-    const addr = server.address() as net.AddressInfo;
-    process.stdout.write(`${JSON.stringify({ port: addr.port })}\n`);
-  });
-  process.once('SIGTERM', () => server.close(() => process.exit(0)));
+  announce(server);
 }
 
-if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const [certFile, keyFile, port] = process.argv.slice(2);
-  if (certFile === undefined || keyFile === undefined || port === undefined) {
-    process.stderr.write('usage: pipe-proxy.ts CERT KEY BACKEND_PORT\n');
-    process.exit(2);
-  }
-  serve(certFile, keyFile, Number(port));
-}
+proxyMain(import.meta.url, serve);
