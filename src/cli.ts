@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc
+#!/usr/bin/env -S node --single-threaded-gc --min-semi-space-size=8
 /**
  * `npm start -- [--config FILE] [--check]`: the only file that reads argv,
  * installs signal handlers and calls process.exit.

@@ -66,6 +66,7 @@ describe('the shipped systemd unit', () => {
     // The bin's node flags (GC on the main thread, a young generation that keeps its size; README Benchmark).
     const flags = gatewayNodeFlags().join(' ');
     expect(flags).toContain('--single-threaded-gc');
+    expect(flags).toContain('--min-semi-space-size=8');
     expect(unit.get('ExecStart')).toEqual([`/usr/bin/node ${flags} /opt/pop3-gateway/${cli} --config /etc/pop3-gateway/gateway.yaml`]);
     // `npm start` runs what the unit runs.
     expect(pkg.scripts.start).toBe(`node ${flags} ${cli}`);
