@@ -8,10 +8,9 @@
  * read refreshes it, and when it fires it counts only while a command is in flight.
  * (Arming it per command and clearing it per reply made two timers per command.)
  */
-import type { Socket } from 'node:net';
 import type { BackendLease } from '../backend/directory.ts';
 import type { PendingQueue } from '../session/pending.ts';
-import { releaseSocket } from './socket-release.ts';
+import { attachListeners, releaseSocket, type SocketListeners } from './socket-release.ts';
 import { BackendStream, type BackendStreamHooks, type BackendStreamLimits } from './backend-stream.ts';
 
 export interface BackendLinkEvents extends BackendStreamHooks {
@@ -47,11 +46,7 @@ export class BackendLink {
     sock.setTimeout(replyTimeout);
     // The session's events include the stream's four hooks: handed over as they are.
     this.stream = new BackendStream(queue, limits, events);
-    sock.on('data', this.onData);
-    sock.on('drain', this.onDrain);
-    sock.on('close', this.onClose);
-    sock.on('timeout', this.onTimeout);
-    sock.on('error', this.onError);
+    attachListeners(sock, this.listeners);
   }
 
   private readonly onError = (err: Error): void => this.events.debug({ event: 'backend-error', err: err.message }, 'backend socket error');
@@ -88,14 +83,9 @@ export class BackendLink {
   };
 
   private readonly onClose = (): void => {
-    this.release(this.lease.conn.socket);
+    releaseSocket(this.lease.conn.socket, this.listeners);
     this.events.closed();
   };
-
-  /** Drops this link's listeners from its closed socket (see socket-release.ts). */
-  private release(sock: Socket): void {
-    releaseSocket(sock, [['data', this.onData], ['close', this.onClose], ['drain', this.onDrain], ['timeout', this.onTimeout], ['error', this.onError]]);
-  }
 
   private readonly onTimeout = (): void => {
     if (this.stream.blocked) {
@@ -104,6 +94,15 @@ export class BackendLink {
     }
     if (this.queue.inFlight) this.events.timedOut();
   };
+
+  /**
+   * Every listener the link puts on its socket, attached by the constructor and taken off once the
+   * socket closes or the link lets go of it (socket-release.ts). Declared after the handlers: a
+   * field initializer sees only the fields above it.
+   */
+  private readonly listeners: SocketListeners = [
+    ['data', this.onData], ['drain', this.onDrain], ['close', this.onClose], ['timeout', this.onTimeout], ['error', this.onError],
+  ];
 
   /** The client drained: read from the backend again, with a fresh reply timer. */
   resumeAfterClientDrain(): void {
@@ -137,7 +136,7 @@ export class BackendLink {
   /** Lets go of the connection without telling the session (a routed login failed). */
   detach(): void {
     const sock = this.lease.conn.socket;
-    this.release(sock);
+    releaseSocket(sock, this.listeners);
     sock.destroy();
   }
 }

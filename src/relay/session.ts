@@ -24,7 +24,7 @@ import { newSessionId } from '../util/ids.ts';
 import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
 import type { Logger } from '../util/logger.ts';
 import { BackendLink } from './backend-link.ts';
-import { releaseSocket } from './socket-release.ts';
+import { attachListeners, detachListeners, releaseSocket, type SocketListeners } from './socket-release.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
 import { authorizationCommand, onSaslLine, tlsGateVerdict } from './authorization.ts';
 import { transactionCommand } from './transaction.ts';
@@ -166,18 +166,13 @@ export class Pop3Session {
     // on a TLSSocket the call goes past Node's "already set" check to the TCP handle: one more
     // setsockopt per session for nothing (bench/syscalls.ts: 3 against the pipe's 2).
     sock.setTimeout(this.deps.config.policy.timeouts.idle);
-    sock.on('data', this.onClientData);
-    sock.on('drain', this.onClientDrain);
-    sock.on('timeout', this.onClientTimeout);
-    sock.on('close', this.onClientClose);
+    attachListeners(sock, this.clientListeners);
     sock.on('error', this.onClientError);
   }
 
+  /** Takes the session's listeners off a client socket, all but 'error' (STLS keeps it on the plain one until the upgrade). */
   private detachClient(sock: Socket): void {
-    sock.off('data', this.onClientData);
-    sock.off('drain', this.onClientDrain);
-    sock.off('timeout', this.onClientTimeout);
-    sock.off('close', this.onClientClose);
+    detachListeners(sock, this.clientListeners);
     sock.setTimeout(0);
   }
 
@@ -209,6 +204,11 @@ export class Pop3Session {
   private readonly onClientError = (err: Error): void => {
     this.log.debug({ event: 'client-error', err: err.message }, 'client socket error');
   };
+
+  /** The client socket's listeners besides 'error'. Declared after the handlers: a field initializer sees only the fields above it. */
+  private readonly clientListeners: SocketListeners = [
+    ['data', this.onClientData], ['drain', this.onClientDrain], ['timeout', this.onClientTimeout], ['close', this.onClientClose],
+  ];
 
   /** Reads and handles client lines until something makes the session wait. */
   drainInput(): void {

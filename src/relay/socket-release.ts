@@ -10,11 +10,22 @@ import type { Socket } from 'node:net';
 
 type Listener = (...args: never[]) => void;
 
+/** (event, function) pairs an owner puts on a socket: one list to attach and to take off. */
+export type SocketListeners = ReadonlyArray<readonly [string, Listener]>;
+
 /** An 'error' with no listener throws: a released socket's late errors are dropped. */
 const ignoreError = (): void => undefined;
 
-/** Removes `listeners` (event, function) from `sock`, leaving only a no-op 'error' listener of ours. */
-export function releaseSocket(sock: Socket, listeners: ReadonlyArray<readonly [string, Listener]>): void {
+export function attachListeners(sock: Socket, listeners: SocketListeners): void {
+  for (const [event, fn] of listeners) sock.on(event, fn as (...args: unknown[]) => void);
+}
+
+export function detachListeners(sock: Socket, listeners: SocketListeners): void {
   for (const [event, fn] of listeners) sock.off(event, fn as (...args: unknown[]) => void);
+}
+
+/** Removes `listeners` from `sock`, leaving only a no-op 'error' listener of ours. */
+export function releaseSocket(sock: Socket, listeners: SocketListeners): void {
+  detachListeners(sock, listeners);
   if (!sock.listeners('error').includes(ignoreError)) sock.on('error', ignoreError);
 }
