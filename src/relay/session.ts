@@ -22,7 +22,7 @@ import { gate, type Phase } from '../session/state.ts';
 import type { LocalSaslExchange } from '../session/sasl-exchange.ts';
 import { newSessionId } from '../util/ids.ts';
 import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
-import type { Logger } from '../util/logger.ts';
+import { LazyChildLogger, type Logger } from '../util/logger.ts';
 import { BackendLink } from './backend-link.ts';
 import { attachListeners, detachListeners, releaseSocket, type SocketListeners } from './socket-release.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
@@ -97,8 +97,9 @@ export class Pop3Session {
     // `ip:port`, with IPv6 in brackets so the port is unambiguous.
     this.clientLabel = address.ip.includes(':') ? `[${address.ip}]:${address.port}` : `${address.ip}:${address.port}`;
     // The client address on every line (bound once, serialised once): a failed-login line
-    // names its source for journald-based fail2ban and for whoever reads the log.
-    this.log = deps.log.child({ session: this.id, listener: deps.listener.name, client: this.clientLabel });
+    // names its source for journald-based fail2ban and for whoever reads the log. Made on the
+    // session's first line that is written: at warn, most sessions write none.
+    this.log = new LazyChildLogger(deps.log, { session: this.id, listener: deps.listener.name, client: this.clientLabel });
     this.decoder = new LineDecoder(deps.config.limits.commandLine);
   }
 
@@ -133,6 +134,11 @@ export class Pop3Session {
     };
   }
 
+  /** Whether records are written at all: without an audit file none is built (`if (s.auditing) s.audit(...)`). */
+  get auditing(): boolean {
+    return this.deps.audit.enabled;
+  }
+
   audit(fields: AuditFields): void {
     this.deps.audit.write(fields);
   }
@@ -141,7 +147,7 @@ export class Pop3Session {
   async start(): Promise<void> {
     this.attachClient(this.client);
     this.deps.metrics.sessionOpened(this.deps.listener.name);
-    this.audit(connectRecord(this.context));
+    if (this.auditing) this.audit(connectRecord(this.context));
     // `client` is one of the child logger's bindings: naming it here too wrote the key twice.
     this.log.info({ event: 'session-start', tls: this.tlsProtocol }, 'session start');
     this.authTimer = deadlinesOf(this.deps.config.policy.timeouts.auth).add(() => this.timeout('auth-timeout'));
@@ -391,7 +397,7 @@ export class Pop3Session {
 
   signal(sig: Signal): void {
     this.deps.metrics.signal(sig.signal);
-    this.audit(signalRecord(this.context, sig));
+    if (this.auditing) this.audit(signalRecord(this.context, sig));
     this.log.warn({ event: 'signal', signal: sig.signal }, 'audit signal');
   }
 
@@ -453,6 +459,7 @@ export class Pop3Session {
   private logout(): void {
     if (this.user === null || this.loggedOut) return;
     this.loggedOut = true;
+    if (!this.auditing) return;
     const marked = [...this.deletes.values()];
     const deleted = this.quitConfirmed ? marked : [];
     const notDeleted = this.quitConfirmed ? [] : marked;
@@ -544,10 +551,12 @@ export class Pop3Session {
     this.link?.destroy();
     this.logout();
     const durationMs = Date.now() - this.since;
-    const disconnect = disconnectRecord(this.context, { bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, reason });
-    // A client that hangs up mid-login: its attempt is still audited, and before the disconnect.
-    if (this.loginInFlight === null) this.audit(disconnect);
-    else void this.loginInFlight.finally(() => this.audit(disconnect));
+    if (this.auditing) {
+      const disconnect = disconnectRecord(this.context, { bytesIn: this.bytesIn, bytesOut: this.bytesOut, durationMs, reason });
+      // A client that hangs up mid-login: its attempt is still audited, and before the disconnect.
+      if (this.loginInFlight === null) this.audit(disconnect);
+      else void this.loginInFlight.finally(() => this.audit(disconnect));
+    }
     this.log.info({ event: 'session-end', reason, user: this.user, bytesIn: this.bytesIn, bytesOut: this.bytesOut, ms: durationMs }, 'session end');
     this.deps.metrics.sessionClosed(this.deps.listener.name);
     const sock = this.client;
@@ -564,10 +573,10 @@ export class Pop3Session {
 
   /** Audit helper for mail-access commands. */
   auditCommand(cmd: Command, result: 'ok' | 'err' | 'denied', extra: Parameters<typeof commandRecord>[4] = {}): void {
-    this.audit(commandRecord(this.context, cmd.verb, cmd.args, result, extra));
+    if (this.auditing) this.audit(commandRecord(this.context, cmd.verb, cmd.args, result, extra));
   }
 
   auditLogin(result: 'ok' | 'err' | 'denied', opts: Parameters<typeof loginRecord>[2]): void {
-    this.audit(loginRecord(this.context, result, opts));
+    if (this.auditing) this.audit(loginRecord(this.context, result, opts));
   }
 }
