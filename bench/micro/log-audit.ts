@@ -43,7 +43,7 @@ function session(i: number, log: Logger, audit: AuditSink): void {
   slog.info({ event: 'session-end', reason: 'quit', user: 'bob', bytesIn: 40, bytesOut: 120, ms: 9 }, 'session end');
 }
 
-const nullAudit: AuditSink = { write: () => undefined, reopen: () => undefined, flush: async () => undefined, close: async () => undefined };
+const nullAudit: AuditSink = { enabled: false, write: () => undefined, reopen: () => undefined, flush: async () => undefined, close: async () => undefined };
 
 async function measure(kind: 'none' | 'log' | 'audit' | 'both'): Promise<number> {
   const dest = pino.destination({ dest: fd, sync: false });

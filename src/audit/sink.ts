@@ -39,6 +39,8 @@ import type { AuditFields } from './record.ts';
 import { isoTime } from '../util/iso-time.ts';
 
 export interface AuditSink {
+  /** False for the sink of `logging.audit: null`: a session then builds no records at all. */
+  readonly enabled: boolean;
   write(fields: AuditFields): void;
   /** Reopen the file by name (after logrotate renamed it). */
   reopen(): void;
@@ -79,6 +81,7 @@ const SEAL_BATCH = 64;
 const TAIL_BYTES = [64 * 1024, 4 * 1024 * 1024];
 
 export const nullAuditSink: AuditSink = Object.freeze({
+  enabled: false,
   write: () => undefined,
   reopen: () => undefined,
   flush: async () => undefined,
@@ -179,6 +182,7 @@ function createWithMode(file: string, mode: number): void {
 type Destination = ReturnType<typeof pino.destination>;
 
 class FileAuditSink implements AuditSink {
+  readonly enabled = true;
   private submitted = 0;
   private settled = 0;
   private closed = false;

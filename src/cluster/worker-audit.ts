@@ -13,6 +13,7 @@ import type { IpcPeer } from './ipc.ts';
 export const DEFAULT_FLUSH_TIMEOUT_MS = 10_000;
 
 export class IpcAuditSink implements AuditSink {
+  readonly enabled = true;
   #closed = false;
 
   constructor(

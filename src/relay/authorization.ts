@@ -331,7 +331,7 @@ async function failLogin(
   // and lockouts show up in `npm run audit -- --user NAME`; a name with CR/LF/NUL or over-long is left out.
   const named = user !== null && reason !== 'bad-credential-chars' && reason !== 'name-too-long';
   const locked = reason === 'ip-locked' || reason === 'user-locked';
-  s.audit(loginRecord(named ? { ...s.context, user } : s.context, locked ? 'denied' : 'err', { reason }));
+  if (s.auditing) s.audit(loginRecord(named ? { ...s.context, user } : s.context, locked ? 'denied' : 'err', { reason }));
   s.log.info({ event: 'login', result: 'failed', reason, ms: Date.now() - arrival }, 'login failed');
   const wait = d.auth.delayRemaining(s.address.ip, arrival, d.failureLatency.estimate());
   if (wait > 0 && !s.closing) await new Promise((r) => setTimeout(r, wait));

@@ -22,7 +22,7 @@ export function refuse(s: Pop3Session, cmd: Command, reply: ReplyKey): void {
 export function policyRefusal(s: Pop3Session, cmd: Command, verdict: Verdict & { kind: 'deny' }): void {
   s.deps.metrics.policyRefusal(verdict.reason);
   s.deps.metrics.command(cmd.verb, 'denied', 0);
-  s.audit(policyRecord(s.context, verdict.reason, { command: cmd.verb, mode: 'enforce' }));
+  if (s.auditing) s.audit(policyRecord(s.context, verdict.reason, { command: cmd.verb, mode: 'enforce' }));
   s.log.info({ event: 'policy', verb: cmd.verb, reason: verdict.reason, result: 'denied' }, 'command denied by policy');
   s.respond(REPLIES[verdict.reply]);
   if (verdict.close === true) s.endAfterReplies('protocol-violation');
@@ -30,7 +30,7 @@ export function policyRefusal(s: Pop3Session, cmd: Command, verdict: Verdict & {
 
 /** A rule in report mode would have refused: audited, not enforced. */
 export function policyReport(s: Pop3Session, cmd: Command, reason: string): void {
-  s.audit(policyRecord(s.context, reason, { command: cmd.verb, mode: 'report' }));
+  if (s.auditing) s.audit(policyRecord(s.context, reason, { command: cmd.verb, mode: 'report' }));
   s.log.info({ event: 'policy', verb: cmd.verb, reason, result: 'would-deny' }, 'rule would deny (report mode)');
 }
 
