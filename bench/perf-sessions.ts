@@ -7,16 +7,30 @@
  * of unmeasured sessions, default 15). The perf.data files are kept in .bench/ for `perf report`.
  * Needs perf (linux-perf). Unlike a V8 profile, perf samples only while the process is on a CPU,
  * so a thread preempted inside a write() is not charged for the time it waited.
+ *
+ * `--owners`: each proxy writes a jitdump instead (`--perf-prof`), `perf inject --jit` names every
+ * JIT frame where the code was when it ran, and the samples are split by leaf kind (JavaScript,
+ * V8, Node, OpenSSL and other native code, kernel, libc) and by owner (the innermost frame of
+ * ours, see lib/perf-owners.ts), in µs per session (one sample per 250 µs of CPU). The
+ * basic-prof maps of the default mode keep a function's name after V8 moves its code, so their
+ * per-function figures for JIT code can be wrong by hundreds of µs per session.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { openRunScope } from './lib/run-scope.ts';
+import { REPO_ROOT } from './lib/gateway-process.ts';
 import { startBulkBackend, startProxy } from './lib/bulk-backend.ts';
 import { sessionRate } from './lib/measure.ts';
+import { LEAF_KINDS, rollUp, type Rollup } from './lib/perf-owners.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string' }, level: { type: 'string' }, audit: { type: 'boolean' }, who: { type: 'string' }, top: { type: 'string' } } });
+const { values } = parseArgs({ options: {
+  seconds: { type: 'string' }, level: { type: 'string' }, audit: { type: 'boolean' }, who: { type: 'string' }, top: { type: 'string' }, owners: { type: 'boolean' },
+} });
+const owners = values.owners === true;
+/** --owners: one cpu-clock sample per 250 µs of CPU, so samples convert to time. */
+const SAMPLE_US = 250;
 const seconds = Number(values.seconds ?? 6);
 const level = values.level === 'info' ? 'info' : 'warn';
 const audit = values.audit === true;
@@ -28,18 +42,40 @@ const BOB = { user: 'bob', password: 'bob-secret' };
 const { dir, live, cleanup } = openRunScope('perf', log);
 try {
   const backend = await startBulkBackend(1, (d) => (live.dovecot = d));
+  const rollups = new Map<string, { r: Rollup; sessions: number }>();
+  // perf's build-id cache (jitted code objects too) goes into the run's folder, not ~/.debug.
+  const perfEnv = { ...process.env, PERF_BUILDID_DIR: path.join(dir, 'buildid') };
   for (const w of who) {
     // --perf-basic-prof also starts V8's log: keep it out of the working tree.
-    const nodeArgs = ['--perf-basic-prof', `--logfile=${path.join(dir, `${w}-v8.log`)}`, '--no-logfile-per-isolate'];
+    const nodeArgs = owners
+      ? ['--perf-prof', '--perf-prof-unwinding-info', '--interpreted-frames-native-stack', `--logfile=${path.join(dir, `${w}-v8.log`)}`, '--no-logfile-per-isolate']
+      : ['--perf-basic-prof', `--logfile=${path.join(dir, `${w}-v8.log`)}`, '--no-logfile-per-isolate'];
     const { target: t, stop } = await startProxy(w === 'pipe' ? 'pipe' : 'gateway', backend, { dir, nodeArgs, level, audit, live, logToFile: true });
     await sessionRate(t, BOB, 8, Number(process.env.WARM ?? 15) * 1000); // warm up the JIT
     const data = path.join(dir, `${w}.perf.data`);
-    const rec = spawn('perf', ['record', '-F', '1999', '-g', '-o', data, '-p', String(t.gatewayPid)], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const sampling = owners ? ['-k', '1', '-e', 'cpu-clock', '-c', String(SAMPLE_US * 1000)] : ['-F', '1999'];
+    const rec = spawn('perf', ['record', ...sampling, '-g', '-o', data, '-p', String(t.gatewayPid)], { stdio: ['ignore', 'ignore', 'pipe'], env: perfEnv });
     await new Promise((r) => setTimeout(r, 300));
     const r = await sessionRate(t, BOB, 8, seconds * 1000);
     rec.kill('SIGINT');
     await new Promise((r) => rec.once('exit', r));
     log(`${w}: ${r.perSecond}/s, ${r.gatewayCpuMsPerSession} CPU ms per session`);
+    if (owners) {
+      // The jitdump (jit-PID.dump, written to the proxy's working directory) must outlive the
+      // process for `perf inject`; it and the code objects made from it are removed after.
+      await stop();
+      const dump = path.join(REPO_ROOT, `jit-${t.gatewayPid}.dump`);
+      const injected = `${data}.jit`;
+      try {
+        execFileSync('perf', ['inject', '--jit', '-i', data, '-o', injected], { env: perfEnv, stdio: 'ignore' });
+        const script = execFileSync('perf', ['script', '-i', injected, '-F', 'ip,sym'], { env: perfEnv, maxBuffer: 1 << 30 }).toString();
+        rollups.set(w, { r: rollUp(script), sessions: r.sessions });
+      } finally {
+        fs.rmSync(dump, { force: true });
+        for (const f of fs.readdirSync(REPO_ROOT)) if (f.startsWith(`jitted-${t.gatewayPid}-`)) fs.rmSync(path.join(REPO_ROOT, f), { force: true });
+      }
+      continue;
+    }
     const report = (args: string[]) => execFileSync('perf', ['report', '-i', data, '--stdio', '--no-children', ...args], { maxBuffer: 64 << 20 }).toString();
     const lines = (s: string) => s.split('\n').filter((l) => /^\s+\d/.test(l));
     process.stdout.write(`== ${w}: ${r.perSecond} sessions/s, ${r.gatewayCpuMsPerSession} CPU ms/session\n-- by DSO\n`);
@@ -49,6 +85,22 @@ try {
     fs.copyFileSync(data, path.join('.bench', `${w}${w === 'pipe' ? '' : `-${level}${audit ? '-audit' : ''}`}.perf.data`));
     await stop();
   }
+  if (owners) printOwners(rollups);
 } finally {
   await cleanup();
+}
+
+/** µs per session by leaf kind for each proxy, and the gateway's owners by JavaScript + V8 time. */
+function printOwners(rollups: Map<string, { r: Rollup; sessions: number }>): void {
+  const us = (samples: number, sessions: number) => ((samples * SAMPLE_US) / sessions).toFixed(1);
+  process.stdout.write(`-- µs of CPU per session by leaf kind (${SAMPLE_US} µs per sample)\n| | ${LEAF_KINDS.join(' | ')} | all |\n|---|${LEAF_KINDS.map(() => '---|').join('')}---|\n`);
+  for (const [w, { r, sessions }] of rollups) {
+    process.stdout.write(`| ${w} | ${LEAF_KINDS.map((k) => us(r.byLeaf[k], sessions)).join(' | ')} | ${us(r.samples, sessions)} |\n`);
+  }
+  for (const [w, { r, sessions }] of rollups) {
+    process.stdout.write(`-- ${w}: owners by JavaScript + V8 µs per session (then native, kernel)\n`);
+    for (const o of r.owners.slice(0, top)) {
+      process.stdout.write(`${us(o.by.js + o.by.v8, sessions).padStart(6)} ${us(o.by.native + o.by.node + o.by.libc, sessions).padStart(6)} ${us(o.by.kernel, sessions).padStart(6)}  ${o.owner}\n`);
+    }
+  }
 }
