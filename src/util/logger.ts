@@ -33,8 +33,8 @@ type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 /**
  * A child logger made on the first line that will be written, not before: a session's child
  * (pino serialises its bindings when it is made) is otherwise built for every connection, also
- * at `warn`, where a session that goes well writes nothing. Asks the parent's level each time,
- * so a reload that lowers the level reaches sessions already running.
+ * at `warn`, where a session that goes well writes nothing. The parent's level is asked per
+ * line, not once at construction.
  */
 export class LazyChildLogger implements Logger {
   private made: Logger | null = null;
