@@ -43,8 +43,9 @@ const { dir, live, cleanup } = openRunScope('perf', log);
 try {
   const backend = await startBulkBackend(1, (d) => (live.dovecot = d));
   const rollups = new Map<string, { r: Rollup; sessions: number }>();
-  // perf's build-id cache (jitted code objects too) goes into the run's folder, not ~/.debug.
-  const perfEnv = { ...process.env, PERF_BUILDID_DIR: path.join(dir, 'buildid') };
+  // perf's build-id cache (jitted code objects too) goes into the run's folder, not ~/.debug
+  // (a global option: perf 6.1 does not read PERF_BUILDID_DIR).
+  const perf = ['--buildid-dir', path.join(dir, 'buildid')];
   for (const w of who) {
     // --perf-basic-prof also starts V8's log: keep it out of the working tree.
     const nodeArgs = owners
@@ -54,7 +55,7 @@ try {
     await sessionRate(t, BOB, 8, Number(process.env.WARM ?? 15) * 1000); // warm up the JIT
     const data = path.join(dir, `${w}.perf.data`);
     const sampling = owners ? ['-k', '1', '-e', 'cpu-clock', '-c', String(SAMPLE_US * 1000)] : ['-F', '1999'];
-    const rec = spawn('perf', ['record', ...sampling, '-g', '-o', data, '-p', String(t.gatewayPid)], { stdio: ['ignore', 'ignore', 'pipe'], env: perfEnv });
+    const rec = spawn('perf', [...perf, 'record', ...sampling, '-g', '-o', data, '-p', String(t.gatewayPid)], { stdio: ['ignore', 'ignore', 'pipe'] });
     await new Promise((r) => setTimeout(r, 300));
     const r = await sessionRate(t, BOB, 8, seconds * 1000);
     rec.kill('SIGINT');
@@ -67,8 +68,8 @@ try {
       const dump = path.join(REPO_ROOT, `jit-${t.gatewayPid}.dump`);
       const injected = `${data}.jit`;
       try {
-        execFileSync('perf', ['inject', '--jit', '-i', data, '-o', injected], { env: perfEnv, stdio: 'ignore' });
-        const script = execFileSync('perf', ['script', '-i', injected, '-F', 'ip,sym'], { env: perfEnv, maxBuffer: 1 << 30 }).toString();
+        execFileSync('perf', [...perf, 'inject', '--jit', '-i', data, '-o', injected], { stdio: 'ignore' });
+        const script = execFileSync('perf', [...perf, 'script', '-i', injected, '-F', 'ip,sym'], { maxBuffer: 1 << 30 }).toString();
         rollups.set(w, { r: rollUp(script), sessions: r.sessions });
       } finally {
         fs.rmSync(dump, { force: true });
@@ -76,7 +77,7 @@ try {
       }
       continue;
     }
-    const report = (args: string[]) => execFileSync('perf', ['report', '-i', data, '--stdio', '--no-children', ...args], { maxBuffer: 64 << 20 }).toString();
+    const report = (args: string[]) => execFileSync('perf', [...perf, 'report', '-i', data, '--stdio', '--no-children', ...args], { maxBuffer: 64 << 20 }).toString();
     const lines = (s: string) => s.split('\n').filter((l) => /^\s+\d/.test(l));
     process.stdout.write(`== ${w}: ${r.perSecond} sessions/s, ${r.gatewayCpuMsPerSession} CPU ms/session\n-- by DSO\n`);
     process.stdout.write(lines(report(['--sort', 'dso', '-g', 'none'])).slice(0, 12).join('\n') + '\n-- by symbol\n');
