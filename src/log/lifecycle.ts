@@ -4,8 +4,8 @@
  */
 import type { Logger } from '../util/logger.ts';
 
+/** pino's child() also takes options; `isLevelEnabled` is on Logger itself. */
 interface LevelledLogger extends Logger {
-  isLevelEnabled?(level: string): boolean;
   child(bindings: Record<string, unknown>, options?: { level?: string }): Logger;
 }
 

@@ -33,8 +33,9 @@ type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 /**
  * A child logger made on the first line that will be written, not before: a session's child
  * (pino serialises its bindings when it is made) is otherwise built for every connection, also
- * at `warn`, where a session that goes well writes nothing. The parent's level is asked per
- * line, not once at construction.
+ * at `warn`, where a session that goes well writes nothing. Until the child exists the parent's
+ * level is asked per line; after, the child's own methods decide (it has the parent's level, and
+ * nothing changes levels at run time), so no line pays for two level checks.
  */
 export class LazyChildLogger implements Logger {
   private made: Logger | null = null;
@@ -65,16 +66,12 @@ export class LazyChildLogger implements Logger {
     return this.logger().child(bindings);
   }
 
-  isLevelEnabled(level: string): boolean {
-    return this.parent.isLevelEnabled?.(level) ?? true;
-  }
-
   private logger(): Logger {
     return (this.made ??= this.parent.child(this.bindings));
   }
 
   private write(level: Level, a: object | string, msg: string | undefined): void {
-    if (this.parent.isLevelEnabled?.(level) === false) return;
+    if (this.made === null && this.parent.isLevelEnabled?.(level) === false) return;
     const log = this.logger();
     if (typeof a === 'string') log[level](a);
     else log[level](a, msg);

@@ -51,7 +51,7 @@ describe('LazyChildLogger', () => {
     ]);
   });
 
-  it('asks the parent per line, not once when it is made', async () => {
+  it('asks the parent per line until the child is made, not once up front', async () => {
     const { sink, root, parent } = counted('warn');
     const log = new LazyChildLogger(parent, BINDINGS);
     log.info({ event: 'command' }, 'before');
