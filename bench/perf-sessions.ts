@@ -13,7 +13,9 @@
  * V8, Node, OpenSSL and other native code, kernel, libc) and by owner (the innermost frame of
  * ours, see lib/perf-owners.ts), in µs per session (one sample per 250 µs of CPU). The
  * basic-prof maps of the default mode keep a function's name after V8 moves its code, so their
- * per-function figures for JIT code can be wrong by hundreds of µs per session.
+ * per-function figures for JIT code can be wrong by hundreds of µs per session. It also lists
+ * the V8 and Node leaves (which builtin, IC miss, GC phase) per proxy. `--keep-script DIR` writes
+ * each proxy's `perf script` text there (`# sessions N` first) for questions the tables don't answer.
  */
 import { spawn, execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -26,7 +28,7 @@ import { sessionRate } from './lib/measure.ts';
 import { LEAF_KINDS, rollUp, type Rollup } from './lib/perf-owners.ts';
 
 const { values } = parseArgs({ options: {
-  seconds: { type: 'string' }, level: { type: 'string' }, audit: { type: 'boolean' }, who: { type: 'string' }, top: { type: 'string' }, owners: { type: 'boolean' },
+  seconds: { type: 'string' }, level: { type: 'string' }, audit: { type: 'boolean' }, who: { type: 'string' }, top: { type: 'string' }, owners: { type: 'boolean' }, 'keep-script': { type: 'string' },
 } });
 const owners = values.owners === true;
 /** --owners: one cpu-clock sample per 250 µs of CPU, so samples convert to time. */
@@ -71,6 +73,7 @@ try {
         execFileSync('perf', [...perf, 'inject', '--jit', '-i', data, '-o', injected], { stdio: 'ignore' });
         const script = execFileSync('perf', [...perf, 'script', '-i', injected, '-F', 'ip,sym'], { maxBuffer: 1 << 30 }).toString();
         rollups.set(w, { r: rollUp(script), sessions: r.sessions });
+        if (values['keep-script'] !== undefined) fs.writeFileSync(path.join(values['keep-script'], `${w}.perf-script.txt`), `# sessions ${r.sessions}\n${script}`);
       } finally {
         fs.rmSync(dump, { force: true });
         for (const f of fs.readdirSync(REPO_ROOT)) if (f.startsWith(`jitted-${t.gatewayPid}-`)) fs.rmSync(path.join(REPO_ROOT, f), { force: true });
@@ -103,5 +106,9 @@ function printOwners(rollups: Map<string, { r: Rollup; sessions: number }>): voi
     for (const o of r.owners.slice(0, top)) {
       process.stdout.write(`${us(o.by.js + o.by.v8, sessions).padStart(6)} ${us(o.by.native + o.by.node + o.by.libc, sessions).padStart(6)} ${us(o.by.kernel, sessions).padStart(6)}  ${o.owner}\n`);
     }
+  }
+  for (const [w, { r, sessions }] of rollups) {
+    process.stdout.write(`-- ${w}: V8 and Node leaves, µs per session\n`);
+    for (const l of r.leaves.slice(0, top)) process.stdout.write(`${us(l.samples, sessions).padStart(6)}  ${l.kind}  ${l.sym}\n`);
   }
 }

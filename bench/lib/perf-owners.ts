@@ -25,6 +25,8 @@ export interface Rollup {
   samples: number;
   byLeaf: Record<LeafKind, number>;
   owners: OwnerRow[];
+  /** Samples by leaf symbol (V8 and Node leaves only: which builtin, runtime call or GC phase). */
+  leaves: { sym: string; kind: LeafKind; samples: number }[];
 }
 
 interface Frame { addr: bigint; sym: string }
@@ -64,6 +66,7 @@ const empty = (): Record<LeafKind, number> => ({ js: 0, v8: 0, node: 0, kernel: 
 export function rollUp(script: string): Rollup {
   const owners = new Map<string, Record<LeafKind, number>>();
   const byLeaf = empty();
+  const leaves = new Map<string, { sym: string; kind: LeafKind; samples: number }>();
   let samples = 0;
   let stack: Frame[] = [];
   const flush = (): void => {
@@ -71,6 +74,12 @@ export function rollUp(script: string): Rollup {
     samples++;
     const kind = leafKind(stack[0]!);
     byLeaf[kind]++;
+    if (kind === 'v8' || kind === 'node') {
+      const sym = stack[0]!.sym.replace(/\(.*$/, '');
+      const l = leaves.get(sym);
+      if (l === undefined) leaves.set(sym, { sym, kind, samples: 1 });
+      else l.samples++;
+    }
     const o = ownerOf(stack);
     let row = owners.get(o);
     if (row === undefined) owners.set(o, (row = empty()));
@@ -88,5 +97,5 @@ export function rollUp(script: string): Rollup {
   flush();
   const rows = [...owners].map(([owner, by]) => ({ owner, by }));
   rows.sort((a, b) => b.by.js + b.by.v8 - (a.by.js + a.by.v8));
-  return { samples, byLeaf, owners: rows };
+  return { samples, byLeaf, owners: rows, leaves: [...leaves.values()].sort((a, b) => b.samples - a.samples) };
 }
