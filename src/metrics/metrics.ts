@@ -6,6 +6,7 @@
 import * as prom from 'prom-client';
 import { KNOWN_VERBS } from '../config/schema.ts';
 import { CountedHistogram } from './counted-histogram.ts';
+import { TallyCounter } from './tally-counter.ts';
 
 /** Policy refusal reasons used as a label; anything else is counted as "other". */
 export const POLICY_REASONS = [
@@ -54,7 +55,7 @@ export class GatewayMetrics {
   private lockoutsFn: () => number = () => 0;
   private backendUpFn: () => boolean = () => true;
 
-  private readonly connections = new prom.Counter({
+  private readonly connections = new TallyCounter({
     name: 'pop3gw_connections_total',
     help: 'Client connections by listener and result (accepted, refused by limits, TLS handshake failed).',
     labelNames: ['listener', 'result'] as const,
@@ -73,7 +74,7 @@ export class GatewayMetrics {
     },
   });
 
-  private readonly logins = new prom.Counter({
+  private readonly logins = new TallyCounter({
     name: 'pop3gw_logins_total',
     help: 'Login attempts by result (ok, failed credentials, locked out, backend error).',
     labelNames: ['result'] as const,
@@ -89,7 +90,7 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  private readonly refusals = new prom.Counter({
+  private readonly refusals = new TallyCounter({
     name: 'pop3gw_policy_refusals_total',
     help: 'Commands, logins and connections refused by policy, by reason.',
     labelNames: ['reason'] as const,
@@ -119,21 +120,21 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
-  private readonly backendErrors = new prom.Counter({
+  private readonly backendErrors = new TallyCounter({
     name: 'pop3gw_backend_errors_total',
     help: 'Failed backend connections, by error code.',
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
 
-  private readonly tlsFailures = new prom.Counter({
+  private readonly tlsFailures = new TallyCounter({
     name: 'pop3gw_tls_handshake_failures_total',
     help: 'Client TLS handshakes that failed (implicit TLS or STLS), by listener.',
     labelNames: ['listener'] as const,
     registers: [this.registry],
   });
 
-  private readonly signals = new prom.Counter({
+  private readonly signals = new TallyCounter({
     name: 'pop3gw_signals_total',
     help: 'Audit signals raised (new source, download volume, many users from one source, mass DELE).',
     labelNames: ['signal'] as const,
@@ -174,7 +175,7 @@ export class GatewayMetrics {
     });
     collectProcessMetrics(this.registry);
     // Series that exist from the start, so rate() and alerts work before the first event.
-    for (const r of ['ok', 'failed', 'locked', 'error'] as const) this.logins.inc({ result: r }, 0);
+    for (const r of ['ok', 'failed', 'locked', 'error'] as const) this.logins.zero([r]);
     for (const d of ['client_to_backend', 'backend_to_client'] as const) this.bytesRelayed.inc({ direction: d }, 0);
     this.bytesIn = this.bytesRelayed.labels({ direction: 'client_to_backend' });
     this.bytesOut = this.bytesRelayed.labels({ direction: 'backend_to_client' });
@@ -185,7 +186,7 @@ export class GatewayMetrics {
   }
 
   connection(listener: string, result: ConnectionResult): void {
-    this.connections.inc({ listener, result });
+    this.connections.inc([listener, result]);
   }
 
   sessionOpened(listener: string): void {
@@ -197,7 +198,7 @@ export class GatewayMetrics {
   }
 
   login(result: LoginResult): void {
-    this.logins.inc({ result });
+    this.logins.inc([result]);
   }
 
   command(verb: string, result: CommandResult, seconds: number): void {
@@ -211,7 +212,7 @@ export class GatewayMetrics {
   }
 
   policyRefusal(reason: string): void {
-    this.refusals.inc({ reason: REASONS.has(reason) ? reason : 'other' });
+    this.refusals.inc([REASONS.has(reason) ? reason : 'other']);
   }
 
   /**
@@ -234,15 +235,15 @@ export class GatewayMetrics {
 
   backendConnect(seconds: number, result: 'ok' | 'error', code?: string): void {
     this.backendConnects.observe([result], Math.max(0, seconds));
-    if (result === 'error') this.backendErrors.inc({ code: code !== undefined && CODES.has(code) ? code : 'OTHER' });
+    if (result === 'error') this.backendErrors.inc([code !== undefined && CODES.has(code) ? code : 'OTHER']);
   }
 
   tlsHandshakeFailure(listener: string): void {
-    this.tlsFailures.inc({ listener });
+    this.tlsFailures.inc([listener]);
   }
 
   signal(kind: string): void {
-    this.signals.inc({ signal: SIGNALS.has(kind) ? kind : 'other' });
+    this.signals.inc([SIGNALS.has(kind) ? kind : 'other']);
   }
 
   auditError(): void {
