@@ -110,7 +110,8 @@ export class Pop3Listener {
           localIp: normalizeIp(header.destination?.address ?? address.localIp), localPort: header.destination?.port ?? address.localPort };
       }
     }
-    const slot = await deps.limiter.acquire(address.ip);
+    const acquired = deps.limiter.acquire(address.ip);
+    const slot = acquired instanceof Promise ? await acquired : acquired;
     if (!slot.ok) {
       metrics.connection(this.config.name, 'refused');
       metrics.policyRefusal(slot.reason);

@@ -46,15 +46,18 @@ export class ConnectionLimiter {
     this.#counts = previous.#counts;
   }
 
-  /** The counts and then the rate; a rate refusal gives its slot back. */
-  async acquire(ip: string): Promise<Acquire> {
+  /**
+   * The counts and then the rate; a rate refusal gives its slot back. Answers at once when there
+   * is no rate to ask the store about (the default): no promise per connection for nothing.
+   */
+  acquire(ip: string): Acquire | Promise<Acquire> {
     const slot = this.tryAcquireSync(ip);
-    if (!slot.ok) return slot;
-    if (!(await this.checkRate(ip))) {
+    if (!slot.ok || this.#cfg.ratePerIp <= 0 || this.#trusted.contains(ip)) return slot;
+    return this.checkRate(ip).then((ok): Acquire => {
+      if (ok) return slot;
       slot.release();
       return { ok: false, reason: 'conn-rate' };
-    }
-    return slot;
+    });
   }
 
   /** Only the live counts, synchronously: call before any TLS work, then checkRate. */
