@@ -122,11 +122,12 @@ export class Gateway {
     for (const l of config.listeners) {
       const listener = new Pop3Listener(l, {
         env: () => ({ log: gw.log, metrics: gw.metrics, tls: gw.tls, handshakeTimeout: gw.gen.config.tls.handshakeTimeout, limiter: gw.gen.limiter }),
-        open: async (socket, address, tlsProtocol) => {
+        open: (socket, address, tlsProtocol, ended) => {
           const session = new Pop3Session(gw.gen.deps.get(l.name)!, socket, address, tlsProtocol);
           gw.registry.add(session);
-          await session.start();
-          await session.closed;
+          session.whenClosed(ended);
+          // A bug while greeting ends this session (logged, the client told), not the process.
+          session.start().catch((err: unknown) => session.internalError(err));
         },
       });
       const addr = await listener.listen(l.host, opts.ephemeralPorts === true ? 0 : l.port);

@@ -32,8 +32,11 @@ export interface ListenerEnv {
 
 export interface ListenerRuntime {
   env(): ListenerEnv;
-  /** Hands an accepted, limited, (implicit-)TLS-terminated connection to a new session; resolves when it ends. */
-  open(socket: net.Socket, address: ClientAddress, tls: string | false): Promise<void>;
+  /**
+   * Hands an accepted, limited, (implicit-)TLS-terminated connection to a new session, which
+   * calls `ended` once when it ends (the connection's slot is given back then).
+   */
+  open(socket: net.Socket, address: ClientAddress, tls: string | false, ended: () => void): void;
 }
 
 export class Pop3Listener {
@@ -146,9 +149,10 @@ export class Pop3Listener {
     // session's listener synchronously, before the flow starts on the next tick.
     if (socket === raw && raw.isPaused()) raw.resume();
     try {
-      await this.rt.open(socket, address, tlsProtocol);
-    } finally {
+      this.rt.open(socket, address, tlsProtocol, slot.release);
+    } catch (err) {
       slot.release();
+      throw err;
     }
   }
 }

@@ -6,7 +6,7 @@ export class SessionRegistry {
 
   add(s: Pop3Session): void {
     this.sessions.set(s.id, s);
-    void s.closed.then(() => this.sessions.delete(s.id));
+    s.whenClosed(() => this.sessions.delete(s.id));
   }
 
   get size(): number {

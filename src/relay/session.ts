@@ -81,10 +81,12 @@ export class Pop3Session {
   private authTimer: Deadline | null = null;
   private quitConfirmed = false;
   private loggedOut = false;
-  private resolveClosed!: () => void;
+  /** Set once close() has run to its end; `whenClosed` callbacks have run then. */
+  private ended = false;
+  private onClosed: (() => void)[] | null = null;
+  private closedPromise: Promise<void> | null = null;
   /** `ip:port` of the client, `[ip]:port` for IPv6. */
   readonly clientLabel: string;
-  readonly closed = new Promise<void>((r) => (this.resolveClosed = r));
 
   constructor(
     readonly deps: SessionDeps,
@@ -101,6 +103,21 @@ export class Pop3Session {
     // session's first line that is written: at warn, most sessions write none.
     this.log = new LazyChildLogger(deps.log, { session: this.id, listener: deps.listener.name, client: this.clientLabel });
     this.decoder = new LineDecoder(deps.config.limits.commandLine);
+  }
+
+  /**
+   * Runs `fn` when the session has ended, at once if it already has. The listener's connection
+   * slot and the registry's entry are let go this way: an `await session.closed` in each kept two
+   * suspended async functions and their promises alive for every session's whole life.
+   */
+  whenClosed(fn: () => void): void {
+    if (this.ended) fn();
+    else (this.onClosed ??= []).push(fn);
+  }
+
+  /** Resolves when the session has ended; made on the first ask (a login, a drain, a test). */
+  get closed(): Promise<void> {
+    return (this.closedPromise ??= new Promise<void>((resolve) => this.whenClosed(resolve)));
   }
 
   /** Who and where, for every audit record; rebuilt only when the user or the TLS state changes. */
@@ -568,7 +585,10 @@ export class Pop3Session {
       sock.once('close', () => grace.cancel());
     }
     this.queue.clear();
-    this.resolveClosed();
+    this.ended = true;
+    const onClosed = this.onClosed;
+    this.onClosed = null;
+    if (onClosed !== null) for (const fn of onClosed) fn();
   }
 
   /** Audit helper for mail-access commands. */
