@@ -42,7 +42,8 @@ export function parseStatus(line: Buffer): StatusLine | null {
   if (s.length === afterStatus) return { kind, code: null, text: '' };
   if (s[afterStatus] !== ' ') return null; // "+OKAY", "-ERROR": not a status indicator
   const text = s.slice(afterStatus + 1);
-  const match = RESP_CODE.exec(text);
+  // Most replies carry no response code: no regex run for them.
+  const match = text.charCodeAt(0) === 0x5b ? RESP_CODE.exec(text) : null;
   if (match === null) return { kind, code: null, text };
   return { kind, code: match[1]!.toUpperCase(), text: text.slice(match[0].length) };
 }
