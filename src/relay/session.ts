@@ -560,6 +560,15 @@ export class Pop3Session {
   close(reason: CloseReason): void {
     if (this.closing) return;
     this.closing = true;
+    try {
+      this.endSession(reason);
+    } finally {
+      // Also if ending threw: the connection slot and the registry entry are let go regardless.
+      this.runClosedCallbacks();
+    }
+  }
+
+  private endSession(reason: CloseReason): void {
     this.phase = 'closed';
     // Only a connect still in progress listens.
     this.connecting?.abort();
@@ -585,10 +594,21 @@ export class Pop3Session {
       sock.once('close', () => grace.cancel());
     }
     this.queue.clear();
+  }
+
+  private runClosedCallbacks(): void {
     this.ended = true;
     const onClosed = this.onClosed;
     this.onClosed = null;
-    if (onClosed !== null) for (const fn of onClosed) fn();
+    if (onClosed === null) return;
+    for (const fn of onClosed) {
+      // Each runs whatever another does: a slot not given back would refuse this client for good.
+      try {
+        fn();
+      } catch (err) {
+        this.log.error({ event: 'internal-error', err: err instanceof Error ? err.stack : String(err) }, 'session end callback failed');
+      }
+    }
   }
 
   /** Audit helper for mail-access commands. */
