@@ -24,10 +24,10 @@
 import { hash } from 'node:crypto';
 import type { PolicyConfig } from '../config/schema.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
+import { memoize } from '../util/memo.ts';
 import type { CounterStore } from './counter-store.ts';
 import { clientKey, type NetworkSet } from './networks.ts';
 import { RecentBadPasswords } from './recent-bad-passwords.ts';
-import { memoize } from '../util/memo.ts';
 import { normalizeUserName } from './user-pattern.ts';
 import { deny, type DenyVerdict } from './verdict.ts';
 
