@@ -8,6 +8,7 @@
  * test/unit/metrics/counted-histogram.test.ts holds it to prom-client's own Histogram.
  */
 import type * as prom from 'prom-client';
+import { labelObject, seriesKey } from './label-series.ts';
 
 interface Series {
   readonly labels: Readonly<Record<string, string>>;
@@ -53,12 +54,10 @@ export class CountedHistogram<L extends string> {
 
   /** `values` in the order of `labelNames`. */
   observe(values: readonly string[], value: number): void {
-    const key = values.length === 1 ? values[0]! : values.length === 2 ? `${values[0]}\u0000${values[1]}` : values.join('\u0000');
+    const key = seriesKey(values);
     let s = this.series.get(key);
     if (s === undefined) {
-      const labels: Record<string, string> = {};
-      this.labelNames.forEach((n, i) => (labels[n] = values[i]!));
-      s = { labels, counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
+      s = { labels: labelObject(this.labelNames, values), counts: new Array<number>(this.bounds.length + 1).fill(0), sum: 0, count: 0 };
       this.series.set(key, s);
     }
     let i = 0;

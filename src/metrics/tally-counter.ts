@@ -7,6 +7,7 @@
  * (`bench/perf-sessions.ts --owners`). The exposition is prom-client's, unchanged.
  */
 import * as prom from 'prom-client';
+import { labelObject, seriesKey } from './label-series.ts';
 
 interface Pending<L extends string> {
   readonly labels: Record<L, string>;
@@ -35,22 +36,22 @@ export class TallyCounter<L extends string> {
 
   /** Adds `n` (default 1) to the series whose label values are `values`, in the order of `labelNames`. */
   inc(values: readonly string[], n = 1): void {
-    const key = values.length === 1 ? values[0]! : values.join('\u0000');
-    let p = this.#pending.get(key);
-    if (p === undefined) {
-      if (values.length !== this.#labelNames.length) throw new RangeError(`${this.#labelNames.length} label values expected, got ${values.length}`);
-      const labels = {} as Record<L, string>;
-      this.#labelNames.forEach((name, i) => (labels[name] = values[i]!));
-      p = { labels, n: 0 };
-      this.#pending.set(key, p);
-    }
-    p.n += n;
+    this.#series(values).n += n;
   }
 
   /** A series that shows 0 before its first event (so rate() and alerts work from the start). */
   zero(values: readonly string[]): void {
-    this.inc(values, 0);
-    this.#counter.inc(this.#pending.get(values.join('\u0000'))!.labels, 0);
+    this.#counter.inc(this.#series(values).labels, 0);
+  }
+
+  #series(values: readonly string[]): Pending<L> {
+    const key = seriesKey(values);
+    let p = this.#pending.get(key);
+    if (p === undefined) {
+      p = { labels: labelObject(this.#labelNames, values), n: 0 };
+      this.#pending.set(key, p);
+    }
+    return p;
   }
 
   #flush(): void {
