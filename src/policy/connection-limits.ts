@@ -52,8 +52,8 @@ export class ConnectionLimiter {
    */
   acquire(ip: string): Acquire | Promise<Acquire> {
     const slot = this.tryAcquireSync(ip);
-    if (!slot.ok || this.#cfg.ratePerIp <= 0 || this.#trusted.contains(ip)) return slot;
-    return this.checkRate(ip).then((ok): Acquire => {
+    if (!slot.ok || !this.#rated(ip)) return slot;
+    return this.#withinRate(ip).then((ok): Acquire => {
       if (ok) return slot;
       slot.release();
       return { ok: false, reason: 'conn-rate' };
@@ -88,12 +88,19 @@ export class ConnectionLimiter {
    * Counts this new connection against ratePerIp per rateWindow; false when over. If the
    * store itself fails, the connection is let through: the live counts still bound it.
    */
-  async checkRate(ip: string): Promise<boolean> {
-    const { ratePerIp, rateWindow } = this.#cfg;
-    if (ratePerIp <= 0 || this.#trusted.contains(ip)) return true;
+  checkRate(ip: string): Promise<boolean> {
+    return this.#rated(ip) ? this.#withinRate(ip) : Promise.resolve(true);
+  }
+
+  /** Whether new connections from `ip` count against a rate (one is set, and `ip` is not trusted). */
+  #rated(ip: string): boolean {
+    return this.#cfg.ratePerIp > 0 && !this.#trusted.contains(ip);
+  }
+
+  async #withinRate(ip: string): Promise<boolean> {
     try {
-      const n = await this.#store.consume(`conn:${clientKey(ip, this.#ipv6Prefix)}`, rateWindow);
-      return n <= ratePerIp;
+      const n = await this.#store.consume(`conn:${clientKey(ip, this.#ipv6Prefix)}`, this.#cfg.rateWindow);
+      return n <= this.#cfg.ratePerIp;
     } catch (err) {
       this.#log.warn({ event: 'conn-rate-unavailable', err: (err as Error).message }, 'connection rate not checked');
       return true;
