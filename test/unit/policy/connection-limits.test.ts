@@ -95,6 +95,29 @@ describe('ConnectionLimiter', () => {
     expect(await l.acquire('10.0.0.7')).toEqual({ ok: false, reason: 'max-total' });
   });
 
+  it('answers without a promise unless a rate applies', async () => {
+    expect(limiter().acquire('198.51.100.1')).not.toBeInstanceOf(Promise);
+    expect(limiter({ ratePerIp: 5 }, ['10.0.0.0/8']).acquire('10.0.0.7')).not.toBeInstanceOf(Promise);
+    const rated = limiter({ ratePerIp: 5 }).acquire('198.51.100.1');
+    expect(rated).toBeInstanceOf(Promise);
+    expect((await rated).ok).toBe(true);
+  });
+
+  it('lets a connection through, and says so, when the store cannot count the rate', async () => {
+    const store = createCounterStore('memory', silentLogger);
+    store.consume = () => Promise.reject(new Error('store down'));
+    const warnings: unknown[] = [];
+    const log = { ...silentLogger, warn: (o: unknown) => void warnings.push(o) };
+    const l = new ConnectionLimiter({ ...CFG, ratePerIp: 1 }, new NetworkSet([]), store, 64, { log });
+    await ok(l, '198.51.100.1');
+    expect(l.active()).toBe(1);
+    expect(await l.checkRate('198.51.100.1')).toBe(true);
+    expect(warnings).toEqual([
+      { event: 'conn-rate-unavailable', err: 'store down' },
+      { event: 'conn-rate-unavailable', err: 'store down' },
+    ]);
+  });
+
   it('refuses synchronously on the counts, before any TLS work', () => {
     const l = limiter();
     expect(l.tryAcquireSync('198.51.100.1').ok).toBe(true);
