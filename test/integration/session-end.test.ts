@@ -1,8 +1,9 @@
 /**
  * A session's end lets go of its connection slot and its registry entry through the session's
  * whenClosed callbacks (src/relay/session.ts): in the turn it ends, and even when another such
- * callback throws. Real Dovecot behind the gateway, maxPerIp 1, so a slot not given back would
- * refuse the next connection from the same address.
+ * callback throws; and the two ways a session can fail to start (its greeting throws, or no
+ * session can be opened at all) give the slot back too. Real Dovecot behind the gateway,
+ * maxPerIp 1, so a slot not given back would refuse the next connection from the same address.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startDovecot, type DovecotInstance } from '../harness/dovecot.ts';
@@ -19,6 +20,7 @@ describe('session end', () => {
   let gw: TestGateway;
   const sessions: SessionView[] = [];
   let throwing = false;
+  let failAdd = false;
 
   beforeAll(async () => {
     dc = await startDovecot();
@@ -27,6 +29,10 @@ describe('session end', () => {
     const registry = gw.gw.registry as unknown as { add(s: SessionView): void };
     const add = registry.add.bind(registry);
     registry.add = (s) => {
+      if (failAdd) {
+        failAdd = false;
+        throw new Error('registry refused');
+      }
       sessions.push(s);
       // Runs before the registry's and the listener's own callbacks.
       if (throwing) s.whenClosed(() => { throw new Error('boom'); });
@@ -77,5 +83,29 @@ describe('session end', () => {
     s.whenClosed(() => (ran = true));
     expect(ran).toBe(true);
     await s.closed;
+  });
+
+  it('ends a session whose greeting throws with the internal-error reply, and gives its slot back', async () => {
+    const metrics = gw.gw.metrics as unknown as { sessionOpened(l: string): void };
+    const opened = metrics.sessionOpened.bind(metrics);
+    metrics.sessionOpened = () => {
+      metrics.sessionOpened = opened;
+      throw new Error('greeting broke');
+    };
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true });
+    expect(c.greeting).toBe('-ERR [SYS/TEMP] Internal gateway error, closing connection.');
+    await c.waitClosed();
+    await gw.logs.waitFor((l) => l.msg === 'internal error in session' && String(l.err).includes('greeting broke'));
+    expect(gw.gw.registry.size).toBe(0);
+    await oneSession();
+  });
+
+  it('closes the connection and gives its slot back when no session can be opened for it', async () => {
+    failAdd = true;
+    const c = await Pop3TestClient.connect({ port: gw.port.plain!, readGreeting: false });
+    await c.waitClosed();
+    await gw.logs.waitFor((l) => l.msg === 'accept failed' && String(l.err).includes('registry refused'));
+    expect(failAdd).toBe(false);
+    await oneSession();
   });
 });
