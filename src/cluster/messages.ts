@@ -1,7 +1,7 @@
 /**
  * What the primary and its workers say to each other (see ipc.ts for the envelope).
  *
- * worker → primary requests: `config`, `store`, `conn-acquire`, `audit-flush`;
+ * worker → primary requests: `config`, `store-batch` (a `CounterStore.batch`), `conn-acquire`, `audit-flush`;
  *   notes: `ready`, `conn-release`, `audit`.
  * primary → worker requests: `reload`, `metrics`, `sessions`, `kick`, `health`.
  */
@@ -14,15 +14,6 @@ export interface ConfigReply {
   /** Bumped by every accepted SIGHUP; lets the primary catch up a worker that started during one. */
   readonly generation: number;
 }
-
-export type StoreOp =
-  | { op: 'consume'; key: string; windowMs: number; points: number }
-  | { op: 'refund'; key: string; windowMs: number; points: number }
-  | { op: 'setCount'; key: string; windowMs: number; points: number }
-  | { op: 'get'; key: string; windowMs: number }
-  | { op: 'block'; key: string; ms: number }
-  | { op: 'blockedFor'; key: string }
-  | { op: 'reset'; key: string };
 
 /** The limits travel with each request, so the primary's counts need no config of their own. */
 export interface ConnAcquire {

@@ -31,8 +31,8 @@ import { ClusterMetrics } from '../metrics/cluster-metrics.ts';
 import { createCounterStore, type CounterStore } from '../policy/counter-store.ts';
 import type { Logger } from '../util/logger.ts';
 import { IpcPeer } from './ipc.ts';
-import type { AuditNote, ConfigReply, ConnAcquire, ConnRelease, HealthReply, ReadyNote, ReloadReply, StoreOp } from './messages.ts';
-import { runStoreOp, SharedConnectionCounts } from './shared-counters.ts';
+import type { AuditNote, ConfigReply, ConnAcquire, ConnRelease, HealthReply, ReadyNote, ReloadReply } from './messages.ts';
+import { runStoreBatch, SharedConnectionCounts } from './shared-counters.ts';
 
 /** Deaths within DEATH_WINDOW_MS that make the primary give up. */
 const MAX_DEATHS = 5;
@@ -156,7 +156,7 @@ class ClusterPrimary {
         entry.generation = this.generation;
         return { config: workerConfig(this.config), generation: this.generation };
       })
-      .handle('store', (body) => runStoreOp(this.store, body as StoreOp))
+      .handle('store-batch', (body) => runStoreBatch(this.store, body))
       .handle('conn-acquire', (body) => this.counts.acquire(id, body as ConnAcquire))
       .handle('audit-flush', () => this.audit.flush())
       .onNote('conn-release', (body) => this.counts.release(id, (body as ConnRelease).slot))

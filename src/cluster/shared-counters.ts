@@ -7,8 +7,8 @@
  *   in one memory CounterStore (the same implementation a single process uses), which
  *   workers reach over IPC (worker-store.ts) when `rateLimitStore` is `memory`.
  */
-import type { CounterStore } from '../policy/counter-store.ts';
-import type { ConnAcquire, ConnAcquireReply, StoreOp } from './messages.ts';
+import type { CounterOp, CounterStore } from '../policy/counter-store.ts';
+import type { ConnAcquire, ConnAcquireReply } from './messages.ts';
 
 /**
  * `acquire` and `release` must run synchronously as each message arrives: a worker whose
@@ -68,28 +68,13 @@ export class SharedConnectionCounts {
   }
 }
 
-/** Runs one worker's store operation on the primary's store. */
-export async function runStoreOp(store: CounterStore, op: StoreOp): Promise<number | null> {
-  switch (op.op) {
-    case 'consume':
-      return store.consume(op.key, op.windowMs, op.points);
-    case 'refund':
-      await store.refund(op.key, op.windowMs, op.points);
-      return null;
-    case 'setCount':
-      await store.setCount(op.key, op.windowMs, op.points);
-      return null;
-    case 'get':
-      return store.get(op.key, op.windowMs);
-    case 'block':
-      await store.block(op.key, op.ms);
-      return null;
-    case 'blockedFor':
-      return store.blockedFor(op.key);
-    case 'reset':
-      await store.reset(op.key);
-      return null;
-    default:
-      throw new TypeError(`unknown store operation ${(op as { op: unknown }).op as string}`);
+/** More operations than any caller sends at once (a login's charge is six): refused, not run. */
+export const MAX_STORE_BATCH = 32;
+
+/** Runs one worker's batch of store operations on the primary's store (each is checked by the store). */
+export function runStoreBatch(store: CounterStore, body: unknown): Promise<number[]> {
+  if (!Array.isArray(body) || body.length > MAX_STORE_BATCH) {
+    return Promise.reject(new TypeError(`a store batch is an array of at most ${MAX_STORE_BATCH} operations`));
   }
+  return store.batch(body as CounterOp[]);
 }

@@ -13,16 +13,13 @@
  * admin and audit traffic over the same channel). Running our own memory store in the
  * primary keeps the exact semantics of the single-process store.
  */
-import { createCounterStore, type CounterStore } from '../policy/counter-store.ts';
+import { checkOp, createCounterStore, type CounterOp, type CounterStore } from '../policy/counter-store.ts';
 import type { Logger } from '../util/logger.ts';
 import type { IpcPeer } from './ipc.ts';
-import type { StoreOp } from './messages.ts';
 
 export const DEFAULT_STORE_TIMEOUT_MS = 1_000;
 
-function checkMs(what: string, ms: number): void {
-  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`${what} must be a positive number of ms, got ${ms}`);
-}
+const first = (r: number[]): number => r[0]!;
 
 export class IpcCounterStore implements CounterStore {
   readonly kind = 'memory' as const;
@@ -45,58 +42,60 @@ export class IpcCounterStore implements CounterStore {
   }
 
   consume(key: string, windowMs: number, points = 1): Promise<number> {
-    checkMs('windowMs', windowMs);
-    if (!Number.isInteger(points) || points < 1) throw new RangeError(`points must be a positive integer, got ${points}`);
-    return this.#run({ op: 'consume', key, windowMs, points }, () => this.#local.consume(key, windowMs, points));
+    return this.#one({ op: 'consume', key, windowMs, points });
   }
 
   async refund(key: string, windowMs: number, points = 1): Promise<void> {
-    checkMs('windowMs', windowMs);
-    await this.#run({ op: 'refund', key, windowMs, points }, async () => {
-      await this.#local.refund(key, windowMs, points);
-      return null;
-    });
+    await this.#one({ op: 'refund', key, windowMs, points });
   }
 
   async setCount(key: string, windowMs: number, points: number): Promise<void> {
-    checkMs('windowMs', windowMs);
-    await this.#run({ op: 'setCount', key, windowMs, points }, async () => {
-      await this.#local.setCount(key, windowMs, points);
-      return null;
-    });
+    await this.#one({ op: 'setCount', key, windowMs, points });
   }
 
   get(key: string, windowMs: number): Promise<number> {
-    return this.#run({ op: 'get', key, windowMs }, () => this.#local.get(key, windowMs));
+    return this.#one({ op: 'get', key, windowMs });
   }
 
   async block(key: string, ms: number): Promise<void> {
-    checkMs('block ms', ms);
-    await this.#run({ op: 'block', key, ms }, async () => {
-      await this.#local.block(key, ms);
-      return null;
-    });
+    await this.#one({ op: 'block', key, ms });
   }
 
-  async blockedFor(key: string): Promise<number> {
-    const [shared, local] = await Promise.all([
-      this.#run({ op: 'blockedFor', key }, () => this.#local.blockedFor(key)),
-      this.#local.blockedFor(key),
-    ]);
-    return Math.max(shared, local);
+  blockedFor(key: string): Promise<number> {
+    return this.#one({ op: 'blockedFor', key });
   }
 
   async reset(key: string): Promise<void> {
-    await Promise.all([this.#run({ op: 'reset', key }, async () => null), this.#local.reset(key)]);
+    await this.#one({ op: 'reset', key });
+  }
+
+  /**
+   * One request to the primary for all of them (a login's charge is one round trip, not six).
+   * Blocks are read from both stores and a reset clears both, as for single operations.
+   */
+  async batch(ops: readonly CounterOp[]): Promise<number[]> {
+    for (const op of ops) checkOp(op);
+    const shared = await this.#run<number[]>('store-batch', ops, () => this.#local.batch(ops));
+    const both = ops.filter((op) => op.op === 'blockedFor' || op.op === 'reset');
+    if (both.length === 0) return shared;
+    const local = await this.#local.batch(both);
+    let j = 0;
+    return ops.map((op, i) => (op.op === 'blockedFor' || op.op === 'reset' ? Math.max(shared[i]!, local[j++]!) : shared[i]!));
   }
 
   close(): Promise<void> {
     return this.#local.close();
   }
 
-  async #run<T extends number | null>(op: StoreOp, local: () => Promise<T>): Promise<T> {
+  /** Checks before anything is sent: a bad argument throws here, as it always did. */
+  #one(op: CounterOp): Promise<number> {
+    checkOp(op);
+    return this.batch([op]).then(first);
+  }
+
+  async #run<T>(type: 'store-batch', body: unknown, local: () => Promise<T>): Promise<T> {
     try {
-      const v = await this.#peer.request<T>('store', op, this.#timeoutMs);
+      const v = await this.#peer.request<T>(type, body, this.#timeoutMs);
       if (this.#fellBack) {
         this.#fellBack = false;
         this.#log.info({ event: 'cluster-store-up' }, 'primary answers again: shared counters in use');

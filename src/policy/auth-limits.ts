@@ -25,7 +25,7 @@ import { hash } from 'node:crypto';
 import type { PolicyConfig } from '../config/schema.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
 import { memoize } from '../util/memo.ts';
-import type { CounterStore } from './counter-store.ts';
+import type { CounterOp, CounterStore } from './counter-store.ts';
 import { clientKey, type NetworkSet } from './networks.ts';
 import { RecentBadPasswords } from './recent-bad-passwords.ts';
 import { normalizeUserName } from './user-pattern.ts';
@@ -119,12 +119,12 @@ export class AuthLimiter {
   async check(ip: string, user: string): Promise<AuthCheck> {
     if (this.#trusted.contains(ip)) return { allowed: true };
     const k = this.#keys(ip, user);
-    const [ipLock, userLock, pairLock, good] = await Promise.all([
-      this.#store.blockedFor(k.ip),
-      this.#store.blockedFor(k.user),
-      this.#store.blockedFor(k.pair),
-      this.#store.blockedFor(k.good),
-    ]);
+    const [ipLock, userLock, pairLock, good] = await this.#store.batch([
+      { op: 'blockedFor', key: k.ip },
+      { op: 'blockedFor', key: k.user },
+      { op: 'blockedFor', key: k.pair },
+      { op: 'blockedFor', key: k.good },
+    ]) as [number, number, number, number];
     if (ipLock > 0) return { allowed: false, reason: 'ip-locked' };
     if (pairLock > 0) return { allowed: false, reason: 'user-locked' };
     if (userLock > 0 && good === 0) return { allowed: false, reason: 'user-locked' };
@@ -163,16 +163,19 @@ export class AuthLimiter {
     const good = goodForMs > 0;
     const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
     const { window } = this.#cfg;
-    const [ipLock, userLock, pairLock, counts] = await Promise.all([
-      this.#store.blockedFor(k.ip),
-      this.#store.blockedFor(k.user),
-      this.#store.blockedFor(k.pair),
-      repeat ? Promise.resolve(null) : Promise.all([
-        this.#store.consume(k.ip, window),
-        this.#store.consume(k.user, window),
-        good ? this.#store.consume(k.pair, window) : Promise.resolve(0),
-      ]).then(([ipC, userC, pairC]) => ({ ip: ipC, user: userC, pair: pairC })),
-    ]);
+    // One batch: the memory store (and the cluster primary's) runs it with nothing in between.
+    const ops: CounterOp[] = [
+      { op: 'blockedFor', key: k.ip },
+      { op: 'blockedFor', key: k.user },
+      { op: 'blockedFor', key: k.pair },
+    ];
+    if (!repeat) {
+      ops.push({ op: 'consume', key: k.ip, windowMs: window, points: 1 }, { op: 'consume', key: k.user, windowMs: window, points: 1 });
+      if (good) ops.push({ op: 'consume', key: k.pair, windowMs: window, points: 1 });
+    }
+    const r = await this.#store.batch(ops);
+    const [ipLock, userLock, pairLock] = r as [number, number, number];
+    const counts = repeat ? null : { ip: r[3]!, user: r[4]!, pair: good ? r[5]! : 0 };
     const ticket: AuthTicket = { ip, counts, goodForMs, password, keys: k };
     // lockout: 0 means count and delay, never lock: then no count refuses either.
     const locking = this.#cfg.lockout > 0;
@@ -196,12 +199,10 @@ export class AuthLimiter {
   async succeeded(t: AuthTicket): Promise<void> {
     if (this.#trusted.contains(t.ip)) return;
     const fresh = t.goodForMs > this.#knownGoodMs / 2;
-    await Promise.all([
-      t.counts === null ? undefined : this.#store.refund(t.keys.ip, this.#cfg.window),
-      t.counts === null ? undefined : this.#store.refund(t.keys.user, this.#cfg.window),
-      fresh ? undefined : this.#store.block(t.keys.good, this.#knownGoodMs),
-      this.#store.reset(t.keys.pair),
-    ]);
+    const ops: CounterOp[] = t.counts === null ? [] : this.#refunds(t);
+    if (!fresh) ops.push({ op: 'block', key: t.keys.good, ms: this.#knownGoodMs });
+    ops.push({ op: 'reset', key: t.keys.pair });
+    await this.#store.batch(ops);
   }
 
   /**
@@ -238,12 +239,15 @@ export class AuthLimiter {
 
   async #refund(t: AuthTicket): Promise<void> {
     if (t.counts === null) return;
+    const ops = this.#refunds(t);
+    if (t.goodForMs > 0) ops.push({ op: 'refund', key: t.keys.pair, windowMs: this.#cfg.window, points: 1 });
+    await this.#store.batch(ops);
+  }
+
+  /** Giving back a charged attempt's client and user points. */
+  #refunds(t: AuthTicket): CounterOp[] {
     const w = this.#cfg.window;
-    await Promise.all([
-      this.#store.refund(t.keys.ip, w),
-      this.#store.refund(t.keys.user, w),
-      t.goodForMs > 0 ? this.#store.refund(t.keys.pair, w) : undefined,
-    ]);
+    return [{ op: 'refund', key: t.keys.ip, windowMs: w, points: 1 }, { op: 'refund', key: t.keys.user, windowMs: w, points: 1 }];
   }
 
   /**
@@ -266,11 +270,9 @@ export class AuthLimiter {
     const { window, maxFailuresPerIp, maxFailuresPerUser } = this.#cfg;
     // lockout: 0 means count and delay, never lock (a 0-length block is not a valid store call).
     const locking = this.#cfg.lockout > 0;
-    const [ipCount, userCount, pairCount] = await Promise.all([
-      this.#store.consume(k.ip, window),
-      this.#store.consume(k.user, window),
-      good ? this.#store.consume(k.pair, window) : Promise.resolve(0),
-    ]);
+    const ops: CounterOp[] = [{ op: 'consume', key: k.ip, windowMs: window, points: 1 }, { op: 'consume', key: k.user, windowMs: window, points: 1 }];
+    if (good) ops.push({ op: 'consume', key: k.pair, windowMs: window, points: 1 });
+    const [ipCount, userCount, pairCount = 0] = await this.#store.batch(ops) as [number, number, number?];
     // `>=` rather than "just crossed": a failure while still over the limit in the same
     // window locks again, so the limit holds for the whole window.
     const locks: Array<Promise<void>> = [];
@@ -305,7 +307,7 @@ export class AuthLimiter {
     if (this.#trusted.contains(ip)) return;
     const k = this.#keys(ip, user);
     // The store's timed flag marks the pair, so every gateway sharing the store knows it.
-    await Promise.all([this.#store.block(k.good, this.#knownGoodMs), this.#store.reset(k.pair)]);
+    await this.#store.batch([{ op: 'block', key: k.good, ms: this.#knownGoodMs }, { op: 'reset', key: k.pair }]);
   }
 
   /** The delay before a failed login's -ERR, measured from the command's arrival. */

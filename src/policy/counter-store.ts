@@ -1,6 +1,6 @@
 /**
- * Windowed counters and timed blocks: the only I/O policy does. In memory by default;
- * with redis://host:port several gateway processes share them. Built on
+ * Windowed counters and timed blocks: the only I/O policy does. In memory by default
+ * (memory-counters.ts); with redis://host:port several gateway processes share them, built on
  * rate-limiter-flexible so the Redis side is its atomic INCR+EXPIRE script and its
  * insurance limiter: when Redis is unreachable every call falls through to local
  * counters at once (no offline queue, a command timeout), and the ioredis client keeps
@@ -13,6 +13,9 @@ import type { Redis as RedisClient } from 'ioredis';
 import type { RateLimiterMemory, RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import type { Logger } from '../util/logger.ts';
 import { onDemand } from '../util/on-demand.ts';
+import { checkOp, MemoryCounters, type CounterOp } from './memory-counters.ts';
+
+export { checkOp, type CounterOp } from './memory-counters.ts';
 
 export interface CounterStore {
   /** Adds `points` (default 1) and returns the count within the key's current window. */
@@ -29,10 +32,43 @@ export interface CounterStore {
   blockedFor(key: string): Promise<number>;
   /** Clears both the counter and the flag. */
   reset(key: string): Promise<void>;
+  /**
+   * Several operations at once, answered in order: the count for consume and get, the ms left
+   * for blockedFor, 0 for the rest. The memory store (and the cluster primary's) runs them
+   * together with nothing in between; Redis runs them side by side, as separate calls would.
+   * Rejects before running any if one is malformed.
+   */
+  batch(ops: readonly CounterOp[]): Promise<number[]>;
   close(): Promise<void>;
   readonly kind: 'memory' | 'redis';
   /** True while a Redis store is answering from local counters (for /healthz and metrics). */
   readonly degraded: boolean;
+}
+
+/** Runs one operation through a store's own methods (what a store without a batch of its own does per operation). */
+export async function runOp(store: CounterStore, op: CounterOp): Promise<number> {
+  switch (op.op) {
+    case 'consume':
+      return store.consume(op.key, op.windowMs, op.points);
+    case 'refund':
+      await store.refund(op.key, op.windowMs, op.points);
+      return 0;
+    case 'setCount':
+      await store.setCount(op.key, op.windowMs, op.points);
+      return 0;
+    case 'get':
+      return store.get(op.key, op.windowMs);
+    case 'block':
+      await store.block(op.key, op.ms);
+      return 0;
+    case 'blockedFor':
+      return store.blockedFor(op.key);
+    case 'reset':
+      await store.reset(op.key);
+      return 0;
+    default:
+      throw new TypeError(`unknown store operation ${String((op as { op: unknown }).op)}`);
+  }
 }
 
 export interface CounterStoreOptions {
@@ -51,8 +87,6 @@ export class CounterStoreError extends Error {
 const POINTS = 1_000_000_000;
 const PREFIX = 'pop3gw';
 
-type Limiter = RateLimiterMemory | RateLimiterRedis;
-
 function liveMs(res: RateLimiterRes | null): number {
   // The memory limiter drops an expired record on a timer; until then `get` still returns it
   // with a negative msBeforeNext, so expiry is judged here from the time left.
@@ -65,22 +99,70 @@ function liveCount(res: RateLimiterRes | null): number {
   return liveMs(res) > 0 ? res!.consumedPoints : 0;
 }
 
-function checkMs(what: string, ms: number): void {
-  if (!Number.isFinite(ms) || ms <= 0) throw new RangeError(`${what} must be a positive number of ms, got ${ms}`);
+/**
+ * The `memory` store: its counters answer synchronously, so a batch costs one promise whatever
+ * its length (a login's charge is six operations). Each method checks its operation as
+ * the batch does, and a bad one rejects.
+ */
+class MemoryStore implements CounterStore {
+  readonly kind = 'memory' as const;
+  readonly degraded = false;
+  readonly #c: MemoryCounters;
+
+  constructor(counters: MemoryCounters) {
+    this.#c = counters;
+  }
+
+  async consume(key: string, windowMs: number, points = 1): Promise<number> {
+    return this.#c.run({ op: 'consume', key, windowMs, points });
+  }
+
+  async refund(key: string, windowMs: number, points = 1): Promise<void> {
+    this.#c.run({ op: 'refund', key, windowMs, points });
+  }
+
+  async setCount(key: string, windowMs: number, points: number): Promise<void> {
+    this.#c.run({ op: 'setCount', key, windowMs, points });
+  }
+
+  async get(key: string, _windowMs: number): Promise<number> {
+    return this.#c.get(key);
+  }
+
+  async block(key: string, ms: number): Promise<void> {
+    this.#c.run({ op: 'block', key, ms });
+  }
+
+  async blockedFor(key: string): Promise<number> {
+    return this.#c.blockedFor(key);
+  }
+
+  async reset(key: string): Promise<void> {
+    this.#c.reset(key);
+  }
+
+  async batch(ops: readonly CounterOp[]): Promise<number[]> {
+    return this.#c.batch(ops);
+  }
+
+  async close(): Promise<void> {
+    this.#c.close();
+  }
 }
 
+/** The Redis store: rate-limiter-flexible's Redis limiter, with its memory limiter as the insurance. */
 class LimiterStore implements CounterStore {
-  readonly #primary: Limiter;
+  readonly kind = 'redis' as const;
+  readonly #primary: RateLimiterRedis;
   /** The Redis limiter's insurance: read too for blocks, so a lockout set during an outage survives recovery. */
-  readonly #local: RateLimiterMemory | null;
+  readonly #local: RateLimiterMemory;
   readonly #seconds: (ms: number) => number;
   readonly #onClose: () => Promise<void>;
   readonly #isDegraded: () => boolean;
 
   constructor(
-    readonly kind: 'memory' | 'redis',
-    primary: Limiter,
-    local: RateLimiterMemory | null,
+    primary: RateLimiterRedis,
+    local: RateLimiterMemory,
     seconds: (ms: number) => number,
     hooks: { close: () => Promise<void>; degraded: () => boolean },
   ) {
@@ -96,14 +178,13 @@ class LimiterStore implements CounterStore {
   }
 
   async consume(key: string, windowMs: number, points = 1): Promise<number> {
-    checkMs('windowMs', windowMs);
-    if (!Number.isInteger(points) || points < 1) throw new RangeError(`points must be a positive integer, got ${points}`);
+    checkOp({ op: 'consume', key, windowMs, points });
     const res = await this.#primary.consume(`c:${key}`, points, { customDuration: this.#seconds(windowMs) });
     return res.consumedPoints;
   }
 
   async refund(key: string, windowMs: number, points = 1): Promise<void> {
-    checkMs('windowMs', windowMs);
+    checkOp({ op: 'refund', key, windowMs, points });
     // Never below zero, and never a new window: an expired key has nothing to give back.
     const k = `c:${key}`;
     const n = Math.min(points, liveCount(await this.#primary.get(k)));
@@ -111,8 +192,7 @@ class LimiterStore implements CounterStore {
   }
 
   async setCount(key: string, windowMs: number, points: number): Promise<void> {
-    checkMs('windowMs', windowMs);
-    if (!Number.isInteger(points) || points < 0) throw new RangeError(`points must be an integer >= 0, got ${points}`);
+    checkOp({ op: 'setCount', key, windowMs, points });
     await this.#primary.set(`c:${key}`, points, this.#seconds(windowMs));
   }
 
@@ -121,22 +201,24 @@ class LimiterStore implements CounterStore {
   }
 
   async block(key: string, ms: number): Promise<void> {
-    checkMs('block ms', ms);
+    checkOp({ op: 'block', key, ms });
     await this.#primary.block(`b:${key}`, this.#seconds(ms));
   }
 
   blockedFor(key: string): Promise<number> {
-    // Four of these per login: no async wrapper or Promise.all where there is one limiter to ask.
     const k = `b:${key}`;
-    if (this.#local === null) return this.#primary.get(k).then(liveMs);
     return Promise.all([this.#primary.get(k), this.#local.get(k)]).then(([shared, local]) => Math.max(liveMs(shared), liveMs(local)));
   }
 
   async reset(key: string): Promise<void> {
     const c = `c:${key}`;
     const b = `b:${key}`;
-    if (this.#local === null) await Promise.all([this.#primary.delete(c), this.#primary.delete(b)]);
-    else await Promise.all([this.#primary.delete(c), this.#primary.delete(b), this.#local.delete(c), this.#local.delete(b)]);
+    await Promise.all([this.#primary.delete(c), this.#primary.delete(b), this.#local.delete(c), this.#local.delete(b)]);
+  }
+
+  async batch(ops: readonly CounterOp[]): Promise<number[]> {
+    for (const op of ops) checkOp(op);
+    return Promise.all(ops.map((op) => runOp(this, op)));
   }
 
   close(): Promise<void> {
@@ -145,14 +227,14 @@ class LimiterStore implements CounterStore {
 }
 
 /**
- * rate-limiter-flexible's memory store expires keys with setTimeout, which fires at
+ * rate-limiter-flexible's memory limiter (the Redis store's insurance) expires keys with setTimeout, which fires at
  * once for anything past 2^31-1 ms (~24.8 days): longer durations are clamped.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /**
  * rate-limiter-flexible's index loads every limiter it has (Mongo, Postgres, DynamoDB, ...; about
- * 1.2 MiB of heap): the two used here are loaded from their own files, Redis's only when asked for.
+ * 1.2 MiB of heap): the two used here, for a Redis store only, are loaded from their own files.
  */
 const loadMemoryLimiter = onDemand<typeof RateLimiterMemory>('rate-limiter-flexible/lib/RateLimiterMemory.js');
 const loadRedisLimiter = onDemand<typeof RateLimiterRedis>('rate-limiter-flexible/lib/RateLimiterRedis.js');
@@ -164,12 +246,7 @@ function memoryLimiter(): RateLimiterMemory {
 
 /** `memory`, or `redis://[:password@]host:port[/db]` / `rediss://…`. Throws CounterStoreError otherwise. */
 export function createCounterStore(url: 'memory' | string, log: Logger, opts: CounterStoreOptions = {}): CounterStore {
-  if (url === 'memory') {
-    return new LimiterStore('memory', memoryLimiter(), null, (ms) => Math.min(ms, MAX_TIMER_MS) / 1000, {
-      close: async () => undefined,
-      degraded: () => false,
-    });
-  }
+  if (url === 'memory') return new MemoryStore(new MemoryCounters());
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -228,7 +305,7 @@ function createRedisStore(url: string, parsed: URL, log: Logger, opts: CounterSt
   });
 
   // The insurance limiter gets the same durations and keeps them in timers: clamp them too.
-  return new LimiterStore('redis', primary, local, (ms) => Math.max(1, Math.ceil(Math.min(ms, MAX_TIMER_MS) / 1000)), {
+  return new LimiterStore(primary, local, (ms) => Math.max(1, Math.ceil(Math.min(ms, MAX_TIMER_MS) / 1000)), {
     degraded: () => client.status !== 'ready',
     close: async () => {
       closing = true;

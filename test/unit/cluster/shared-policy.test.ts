@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { IpcError, IpcPeer, TAG, type IpcSend } from '../../../src/cluster/ipc.ts';
 import type { ConnAcquire } from '../../../src/cluster/messages.ts';
-import { runStoreOp, SharedConnectionCounts } from '../../../src/cluster/shared-counters.ts';
+import { runStoreBatch, SharedConnectionCounts } from '../../../src/cluster/shared-counters.ts';
 import { ClusterConnectionLimiter } from '../../../src/cluster/worker-limiter.ts';
 import { IpcCounterStore } from '../../../src/cluster/worker-store.ts';
 import type { PolicyConfig } from '../../../src/config/schema.ts';
@@ -37,7 +37,7 @@ function primaryFor(workers: number, opts: { delayMs?: number } = {}) {
   const peers = Array.from({ length: workers }, (_, id) => {
     const { worker, primary } = link(opts.delayMs);
     primary
-      .handle('store', (b) => runStoreOp(store, b as never))
+      .handle('store-batch', (b) => runStoreBatch(store, b))
       .handle('conn-acquire', (b) => counts.acquire(id, b as ConnAcquire))
       .onNote('conn-release', (b) => counts.release(id, (b as { slot: number }).slot));
     return worker;
@@ -174,6 +174,40 @@ describe('worker counter store over IPC', () => {
     // the late requests still reached the primary's store
     await sleep(150);
     expect(await store.get('k', 60_000)).toBe(1);
+  });
+
+  it('sends a batch as one request, reads blocks from both stores and resets both', async () => {
+    const { peers, store } = primaryFor(1);
+    const sent: string[] = [];
+    let unanswered = 1;
+    const peer = peers[0]!;
+    const request = peer.request.bind(peer);
+    peer.request = <T>(type: string, body: unknown, timeoutMs: number): Promise<T> => {
+      sent.push(type);
+      if (unanswered-- > 0) return Promise.reject(new Error('no answer'));
+      return request<T>(type, body, timeoutMs);
+    };
+    const s = new IpcCounterStore(peer, silentLogger);
+    // A block set while the primary does not answer lands on the worker's local counters only.
+    await s.block('auth:ip:a', 60_000);
+    expect(s.degraded).toBe(true);
+    expect(await store.blockedFor('auth:ip:a')).toBe(0);
+    sent.length = 0;
+    const r = await s.batch([
+      { op: 'consume', key: 'auth:ip:a', windowMs: 60_000, points: 1 },
+      { op: 'blockedFor', key: 'auth:ip:a' },
+      { op: 'consume', key: 'auth:user:u', windowMs: 60_000, points: 2 },
+    ]);
+    expect(sent).toEqual(['store-batch']);
+    expect(s.degraded).toBe(false);
+    expect(r[0]).toBe(1);
+    expect(r[1]).toBeGreaterThan(59_000); // the local block: the primary has none
+    expect(r[2]).toBe(2);
+    expect(await store.get('auth:user:u', 60_000)).toBe(2); // counted on the primary
+    await s.batch([{ op: 'reset', key: 'auth:ip:a' }]);
+    expect(await s.blockedFor('auth:ip:a')).toBe(0); // cleared locally too
+    await expect(s.batch([{ op: 'get', key: 'k', windowMs: 1 }, { op: 'block', key: 'k', ms: 0 }])).rejects.toThrow(RangeError);
+    expect(sent).toEqual(['store-batch', 'store-batch', 'store-batch']); // the bad batch was never sent
   });
 
   it('rejects bad arguments before sending anything', () => {

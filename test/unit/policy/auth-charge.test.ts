@@ -7,7 +7,7 @@ import type { PolicyConfig } from '../../../src/config/schema.ts';
 import { AuthLimiter } from '../../../src/policy/auth-limits.ts';
 import { createCounterStore, type CounterStore } from '../../../src/policy/counter-store.ts';
 import { NetworkSet } from '../../../src/policy/networks.ts';
-import { runStoreOp } from '../../../src/cluster/shared-counters.ts';
+import { runStoreBatch } from '../../../src/cluster/shared-counters.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
 
 const CFG: PolicyConfig['auth'] = {
@@ -42,6 +42,10 @@ describe('AuthLimiter.charge', () => {
       },
       blockedFor: (k) => store.blockedFor(k),
       reset: (k) => store.reset(k),
+      batch: (ops) => {
+        for (const op of ops) if (op.op === 'block') blocks.push(op.key);
+        return store.batch(ops);
+      },
       close: () => store.close(),
     };
     const l = new AuthLimiter(CFG, new NetworkSet([]), counting, { inFlightWaitMs: 0, knownGoodForMs: 2_000 });
@@ -156,9 +160,9 @@ describe('counter store refund and setCount, also through the primary', () => {
     await store.refund('k', 1000);
     expect(await store.get('k', 1000)).toBe(0);
     await store.consume('k', 1000, 3);
-    await runStoreOp(store, { op: 'refund', key: 'k', windowMs: 1000, points: 5 });
+    await runStoreBatch(store, [{ op: 'refund', key: 'k', windowMs: 1000, points: 5 }]);
     expect(await store.get('k', 1000)).toBe(0);
-    await runStoreOp(store, { op: 'setCount', key: 'k', windowMs: 1000, points: 4 });
+    await runStoreBatch(store, [{ op: 'setCount', key: 'k', windowMs: 1000, points: 4 }]);
     expect(await store.consume('k', 1000)).toBe(5);
   });
 

@@ -142,6 +142,7 @@ describe('ConnectionLimiter', () => {
       block: () => Promise.reject(new Error('down')),
       blockedFor: () => Promise.reject(new Error('down')),
       reset: () => Promise.reject(new Error('down')),
+      batch: () => Promise.reject(new Error('down')),
       close: () => Promise.resolve(),
     };
     const l = limiter({ ratePerIp: 1 }, [], broken);
