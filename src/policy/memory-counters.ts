@@ -87,6 +87,18 @@ export class MemoryCounters {
   /** Runs one checked operation: the count for consume and get, the ms left for blockedFor, else 0. */
   run(op: CounterOp): number {
     checkOp(op);
+    return this.#apply(op);
+  }
+
+  /** Every operation checked first, then all run in order with nothing in between. */
+  batch(ops: readonly CounterOp[]): number[] {
+    for (const op of ops) checkOp(op);
+    const out = new Array<number>(ops.length);
+    for (let i = 0; i < ops.length; i++) out[i] = this.#apply(ops[i]!);
+    return out;
+  }
+
+  #apply(op: CounterOp): number {
     switch (op.op) {
       case 'consume':
         return this.consume(op.key, op.windowMs, op.points);
@@ -107,14 +119,6 @@ export class MemoryCounters {
         this.reset(op.key);
         return 0;
     }
-  }
-
-  /** Every operation checked first, then all run in order with nothing in between. */
-  batch(ops: readonly CounterOp[]): number[] {
-    for (const op of ops) checkOp(op);
-    const out = new Array<number>(ops.length);
-    for (let i = 0; i < ops.length; i++) out[i] = this.run(ops[i]!);
-    return out;
   }
 
   consume(key: string, windowMs: number, points: number): number {
