@@ -4,12 +4,14 @@
  * one at a time when it does not), times out a reply that does not come, and
  * reports everything else to the session.
  *
- * The reply timer is the socket's own inactivity timer, armed once: every write and
- * read refreshes it, and when it fires it counts only while a command is in flight.
- * (Arming it per command and clearing it per reply made two timers per command.)
+ * The reply timer is an inactivity timeout on the socket (util/idle-watch.ts), armed once: every
+ * write and read counts as activity, and when it runs out it counts only while a command is in
+ * flight. (Arming it per command and clearing it per reply made two timers per command; the
+ * socket's own setTimeout moved a timer in Node's list on every read and write.)
  */
 import type { BackendLease } from '../backend/directory.ts';
 import type { PendingQueue } from '../session/pending.ts';
+import { IdleWatch } from '../util/idle-watch.ts';
 import { attachListeners, releaseSocket, type SocketListeners } from './socket-release.ts';
 import { BackendStream, type BackendStreamHooks, type BackendStreamLimits } from './backend-stream.ts';
 
@@ -29,21 +31,22 @@ export class BackendLink {
   private readonly stream: BackendStream;
   /** The backend's socket buffer is full: stop reading client commands until it drains. */
   writeBlocked = false;
-  /** The reply timer fired while the client held the backend back: re-arm it on resume. */
+  /** The reply timer ran out while the client held the backend back: start it again on resume. */
   private timerLapsed = false;
+  private readonly replyTimer: IdleWatch;
 
   constructor(
     readonly lease: BackendLease,
     private readonly queue: PendingQueue,
     limits: BackendStreamLimits,
     private readonly pipelining: boolean,
-    private readonly replyTimeout: number,
+    replyTimeout: number,
     private readonly events: BackendLinkEvents,
   ) {
     const sock = lease.conn.socket;
     // TCP_NODELAY is the connector's, set on the TCP socket once it connects (a TLSSocket would
     // pass a second call on to the same TCP handle).
-    sock.setTimeout(replyTimeout);
+    this.replyTimer = new IdleWatch(replyTimeout, this.onTimeout);
     // The session's events include the stream's four hooks: handed over as they are.
     this.stream = new BackendStream(queue, limits, events);
     attachListeners(sock, this.listeners);
@@ -69,6 +72,7 @@ export class BackendLink {
   private readonly onData = (chunk: Buffer): void => {
     // A throw here would escape the event loop and take every session down with it.
     try {
+      this.replyTimer.touch();
       this.stream.push(chunk);
       if (this.stream.blocked) this.lease.conn.socket.pause();
     } catch (err) {
@@ -77,12 +81,14 @@ export class BackendLink {
   };
 
   private readonly onDrain = (): void => {
+    this.replyTimer.touch();
     if (!this.writeBlocked) return;
     this.writeBlocked = false;
     this.events.writable();
   };
 
   private readonly onClose = (): void => {
+    this.replyTimer.stop();
     releaseSocket(this.lease.conn.socket, this.listeners);
     this.events.closed();
   };
@@ -101,7 +107,7 @@ export class BackendLink {
    * field initializer sees only the fields above it.
    */
   private readonly listeners: SocketListeners = [
-    ['data', this.onData], ['drain', this.onDrain], ['close', this.onClose], ['timeout', this.onTimeout], ['error', this.onError],
+    ['data', this.onData], ['drain', this.onDrain], ['close', this.onClose], ['error', this.onError],
   ];
 
   /** The client drained: read from the backend again, with a fresh reply timer. */
@@ -110,11 +116,11 @@ export class BackendLink {
     this.stream.blocked = false;
     const sock = this.lease.conn.socket;
     sock.resume();
-    // The reply timer fired (and was ignored) while we held the backend back: a fresh one. Otherwise
-    // it is still armed and the next read refreshes it: no timer work per drain of a bulk RETR.
+    // The reply timer ran out (and was ignored) while we held the backend back: a fresh one.
+    // Otherwise it is still armed and the next read counts.
     if (this.timerLapsed) {
       this.timerLapsed = false;
-      sock.setTimeout(this.replyTimeout);
+      this.replyTimer.touch();
     }
   }
 
@@ -124,6 +130,7 @@ export class BackendLink {
     for (let e = this.queue.nextUnsent(); e !== undefined; e = this.queue.nextUnsent()) {
       if (!this.pipelining && this.queue.inFlight) break;
       e.sent = true;
+      this.replyTimer.touch();
       if (!sock.write(e.wire!)) this.writeBlocked = true;
     }
   }
@@ -135,6 +142,7 @@ export class BackendLink {
 
   /** Lets go of the connection without telling the session (a routed login failed). */
   detach(): void {
+    this.replyTimer.stop();
     const sock = this.lease.conn.socket;
     releaseSocket(sock, this.listeners);
     sock.destroy();

@@ -22,6 +22,7 @@ import { gate, type Phase } from '../session/state.ts';
 import type { LocalSaslExchange } from '../session/sasl-exchange.ts';
 import { newSessionId } from '../util/ids.ts';
 import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
+import { IdleWatch } from '../util/idle-watch.ts';
 import { LazyChildLogger, type Logger } from '../util/logger.ts';
 import { BackendLink } from './backend-link.ts';
 import { attachListeners, detachListeners, releaseSocket, type SocketListeners } from './socket-release.ts';
@@ -79,6 +80,8 @@ export class Pop3Session {
   private inputPaused = false;
   /** The login deadline (a shared queue, not a timer per session: it almost never fires). */
   private authTimer: Deadline | null = null;
+  /** The idle timeout of the client socket attached now (none between STLS's plain and TLS sockets). */
+  private idle: IdleWatch | null = null;
   private quitConfirmed = false;
   private loggedOut = false;
   /** Set once close() has run to its end; `whenClosed` callbacks have run then. */
@@ -188,7 +191,7 @@ export class Pop3Session {
     // No setNoDelay here: the listener's server sets TCP_NODELAY on every accepted socket, and
     // on a TLSSocket the call goes past Node's "already set" check to the TCP handle: one more
     // setsockopt per session for nothing (bench/syscalls.ts: 3 against the pipe's 2).
-    sock.setTimeout(this.deps.config.policy.timeouts.idle);
+    this.idle = new IdleWatch(this.deps.config.policy.timeouts.idle, this.onClientTimeout);
     attachListeners(sock, this.clientListeners);
     sock.on('error', this.onClientError);
   }
@@ -196,10 +199,12 @@ export class Pop3Session {
   /** Takes the session's listeners off a client socket, all but 'error' (STLS keeps it on the plain one until the upgrade). */
   private detachClient(sock: Socket): void {
     detachListeners(sock, this.clientListeners);
-    sock.setTimeout(0);
+    this.idle?.stop();
+    this.idle = null;
   }
 
   private readonly onClientData = (chunk: Buffer): void => {
+    this.idle?.touch();
     this.bytesIn += chunk.length;
     this.deps.metrics.bytes('client_to_backend', chunk.length);
     if (this.closing || this.phase === 'stls-pending') return;
@@ -208,6 +213,7 @@ export class Pop3Session {
   };
 
   private readonly onClientDrain = (): void => {
+    this.idle?.touch();
     this.link?.resumeAfterClientDrain();
     if (this.inputPaused) this.drainInput();
   };
@@ -230,7 +236,7 @@ export class Pop3Session {
 
   /** The client socket's listeners besides 'error'. Declared after the handlers: a field initializer sees only the fields above it. */
   private readonly clientListeners: SocketListeners = [
-    ['data', this.onClientData], ['drain', this.onClientDrain], ['timeout', this.onClientTimeout], ['close', this.onClientClose],
+    ['data', this.onClientData], ['drain', this.onClientDrain], ['close', this.onClientClose],
   ];
 
   /** Reads and handles client lines until something makes the session wait. */
@@ -305,6 +311,7 @@ export class Pop3Session {
 
   writeClient(buf: Buffer): boolean {
     if (this.client.destroyed) return true;
+    this.idle?.touch();
     this.bytesOut += buf.length;
     this.deps.metrics.bytes('backend_to_client', buf.length);
     return this.client.write(buf);
@@ -586,7 +593,7 @@ export class Pop3Session {
     this.log.info({ event: 'session-end', reason, user: this.user, bytesIn: this.bytesIn, bytesOut: this.bytesOut, ms: durationMs }, 'session end');
     this.deps.metrics.sessionClosed(this.deps.listener.name);
     const sock = this.client;
-    sock.setTimeout(0);
+    this.idle?.stop();
     if (!sock.destroyed) {
       sock.end();
       // A client that never closes its side is cut after the grace; destroy() on a closed socket is a no-op.
