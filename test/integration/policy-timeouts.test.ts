@@ -48,6 +48,20 @@ describe('idle timeout (1s) in front of a real Dovecot', () => {
     expect(gw.auditLines().find((l) => l.event === 'logout' && l.user === 'bob')).toMatchObject({ result: 'err', deleted: [], reason: 'quit-not-confirmed' });
     expect(gw.auditLines().find((l) => l.event === 'disconnect' && l.user === 'bob')).toMatchObject({ reason: 'idle-timeout' });
   });
+
+  it('keeps a session that keeps talking for well past the idle timeout, and times it out once it stops', async () => {
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true, timeoutMs: 5000 });
+    await c.login('bob', 'bob-secret');
+    const t0 = Date.now();
+    while (Date.now() - t0 < 2_600) {
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await c.command('NOOP')).toMatch(/^\+OK/);
+    }
+    const quiet = Date.now();
+    expect(await c.readLine(4000)).toBe('-ERR Idle timeout, closing connection.');
+    expect(Date.now() - quiet).toBeGreaterThanOrEqual(900);
+    await c.waitClosed(3000);
+  });
 });
 
 describe('auth and backendReply timeouts against a scripted backend', () => {
@@ -123,5 +137,54 @@ describe('auth and backendReply timeouts against a scripted backend', () => {
     await sleep(1300);
     expect(c.isClosed).toBe(false);
     await expectBackendTimeout(c);
+  });
+});
+
+describe('backendReply against a backend that answers slowly but steadily', () => {
+  let backend: ScriptBackend;
+  let gw: TestGateway;
+
+  beforeAll(async () => {
+    // RETR's body comes a line every 200 ms for 1.6 s: each read is activity, so a 500 ms reply timeout never runs out.
+    backend = await startScriptBackend(async (conn) => {
+      await conn.write('+OK drip ready\r\n');
+      for (;;) {
+        const line = await conn.readLine(30_000);
+        if (line === null) return;
+        const verb = line.split(' ')[0]!.toUpperCase();
+        if (verb === 'QUIT') {
+          conn.end('+OK bye\r\n');
+          return;
+        }
+        if (verb !== 'RETR') {
+          await conn.write(verb === 'CAPA' ? '+OK\r\nUSER\r\n.\r\n' : '+OK\r\n');
+          continue;
+        }
+        await conn.write('+OK\r\nSubject: drip\r\n\r\n');
+        for (let i = 0; i < 8; i++) {
+          await sleep(200);
+          await conn.write(`line ${i}\r\n`);
+        }
+        await conn.write('.\r\n');
+      }
+    });
+    gw = await startTestGateway(backend.port, { policy: { timeouts: { idle: '30s', auth: '30s', backendReply: '500ms' } } });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await backend?.close();
+  });
+
+  it('relays the whole body, taking three times the reply timeout', async () => {
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true, timeoutMs: 5000 });
+    await c.login('ok', 'right');
+    const t0 = Date.now();
+    expect(await c.command('RETR 1', 4000)).toBe('+OK');
+    const body = await c.readMultiline(4000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(1_500);
+    expect(body.toString('latin1')).toContain('line 0\r\nline 1\r\nline 2\r\nline 3\r\nline 4\r\nline 5\r\nline 6\r\nline 7');
+    expect(await c.command('NOOP')).toMatch(/^\+OK/);
+    await c.quit();
   });
 });
