@@ -135,6 +135,12 @@ export class BackendLink {
     }
   }
 
+  /** A line outside the command queue (a relayed SASL response): written as it is, and activity for the reply timer. */
+  writeLine(line: string): void {
+    this.replyTimer.touch();
+    this.lease.conn.socket.write(line, 'latin1');
+  }
+
   /** Cuts the connection: without a confirmed QUIT the backend never enters UPDATE. */
   destroy(): void {
     this.lease.conn.socket.destroy();

@@ -85,5 +85,5 @@ async function identify(s: Pop3Session, state: RelayState, text: string): Promis
 function forward(s: Pop3Session, text: string): void {
   // Re-serialised, never the raw bytes: a NUL or CR cannot reach the backend.
   const safe = hasForbiddenChars(text) || /[\x00-\x1f\x7f]/.test(text) ? '*' : text;
-  s.backend?.conn.socket.write(`${safe}\r\n`, 'latin1');
+  s.writeBackendLine(`${safe}\r\n`);
 }

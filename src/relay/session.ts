@@ -321,6 +321,11 @@ export class Pop3Session {
     this.writeClient(Buffer.from(`${text}\r\n`, 'latin1'));
   }
 
+  /** A line to the backend outside the command queue (a relayed SASL response). */
+  writeBackendLine(line: string): void {
+    this.link?.writeLine(line);
+  }
+
   /** Writes a reply now, or after the replies still owed to earlier commands. */
   respond(text: string): void {
     if (this.queue.length === 0) this.writeLine(text);

@@ -188,3 +188,48 @@ describe('backendReply against a backend that answers slowly but steadily', () =
     await c.quit();
   });
 });
+
+describe('backendReply across a relayed SASL exchange', () => {
+  let backend: ScriptBackend;
+  let gw: TestGateway;
+  const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+
+  beforeAll(async () => {
+    // CRAM-MD5: a challenge at once, then 450 ms to judge the client's answer.
+    backend = await startScriptBackend(async (conn) => {
+      await conn.write('+OK cram ready\r\n');
+      for (;;) {
+        const line = await conn.readLine(30_000);
+        if (line === null) return;
+        const verb = line.split(' ')[0]!.toUpperCase();
+        if (verb === 'CAPA') await conn.write('+OK\r\nUSER\r\nSASL CRAM-MD5\r\n.\r\n');
+        else if (line === 'AUTH CRAM-MD5') {
+          await conn.write(`+ ${b64('<1.2@cram>')}\r\n`);
+          if ((await conn.readLine(30_000)) === null) return;
+          await sleep(450);
+          await conn.write('+OK in\r\n');
+        } else if (verb === 'QUIT') {
+          conn.end('+OK bye\r\n');
+          return;
+        } else await conn.write('+OK\r\n');
+      }
+    });
+    gw = await startTestGateway(backend.port, { policy: { timeouts: { idle: '30s', auth: '30s', backendReply: '600ms' } } });
+  });
+
+  afterAll(async () => {
+    await gw?.stop();
+    await backend?.close();
+  });
+
+  it('counts the client\'s answer sent to the backend as activity, so a slow client and a slow backend together are not a timeout', async () => {
+    // Challenge at t, answer forwarded at t + 400 ms, backend's reply at t + 850: 850 ms after the
+    // challenge, but only 450 after the last thing the gateway wrote to the backend.
+    const c = await Pop3TestClient.connect({ port: gw.port.pop3s!, tls: true, timeoutMs: 5000 });
+    expect(await c.command('AUTH CRAM-MD5')).toMatch(/^\+ /);
+    await sleep(400);
+    expect(await c.command(b64(`ok ${'0'.repeat(32)}`), 4000)).toMatch(/^\+OK/);
+    expect(await c.command('NOOP')).toMatch(/^\+OK/);
+    await c.quit();
+  });
+});
