@@ -75,12 +75,7 @@ export class IpcCounterStore implements CounterStore {
    */
   async batch(ops: readonly CounterOp[]): Promise<number[]> {
     for (const op of ops) checkOp(op);
-    const shared = await this.#run<number[]>('store-batch', ops, () => this.#local.batch(ops));
-    const both = ops.filter((op) => op.op === 'blockedFor' || op.op === 'reset');
-    if (both.length === 0) return shared;
-    const local = await this.#local.batch(both);
-    let j = 0;
-    return ops.map((op, i) => (op.op === 'blockedFor' || op.op === 'reset' ? Math.max(shared[i]!, local[j++]!) : shared[i]!));
+    return this.#send(ops);
   }
 
   close(): Promise<void> {
@@ -90,12 +85,22 @@ export class IpcCounterStore implements CounterStore {
   /** Checks before anything is sent: a bad argument throws here, as it always did. */
   #one(op: CounterOp): Promise<number> {
     checkOp(op);
-    return this.batch([op]).then(first);
+    return this.#send([op]).then(first);
   }
 
-  async #run<T>(type: 'store-batch', body: unknown, local: () => Promise<T>): Promise<T> {
+  /** Checked operations to the primary, or to the local counters when it does not answer. */
+  async #send(ops: readonly CounterOp[]): Promise<number[]> {
+    const shared = await this.#run<number[]>(ops, () => this.#local.batch(ops));
+    const both = ops.filter((op) => op.op === 'blockedFor' || op.op === 'reset');
+    if (both.length === 0) return shared;
+    const local = await this.#local.batch(both);
+    let j = 0;
+    return ops.map((op, i) => (op.op === 'blockedFor' || op.op === 'reset' ? Math.max(shared[i]!, local[j++]!) : shared[i]!));
+  }
+
+  async #run<T>(body: unknown, local: () => Promise<T>): Promise<T> {
     try {
-      const v = await this.#peer.request<T>(type, body, this.#timeoutMs);
+      const v = await this.#peer.request<T>('store-batch', body, this.#timeoutMs);
       if (this.#fellBack) {
         this.#fellBack = false;
         this.#log.info({ event: 'cluster-store-up' }, 'primary answers again: shared counters in use');
