@@ -67,22 +67,13 @@ const SWEEP_EVERY_MS = 10_000;
 const SWEEP_SLICES = 6;
 const SWEEP_MIN_VISITS = 256;
 
-export interface MemoryCountersOptions {
-  now?: () => number;
-}
-
 export class MemoryCounters {
   readonly #counts = new Map<string, Window>();
   /** key → epoch ms at which the flag ends */
   readonly #blocks = new Map<string, number>();
-  readonly #now: () => number;
   #sweeper: ReturnType<typeof setInterval> | null = null;
   #countCursor: Iterator<[string, Window]> | null = null;
   #blockCursor: Iterator<[string, number]> | null = null;
-
-  constructor(opts: MemoryCountersOptions = {}) {
-    this.#now = opts.now ?? Date.now;
-  }
 
   /** Runs one checked operation: the count for consume and get, the ms left for blockedFor, else 0. */
   run(op: CounterOp): number {
@@ -122,7 +113,7 @@ export class MemoryCounters {
   }
 
   consume(key: string, windowMs: number, points: number): number {
-    const now = this.#now();
+    const now = Date.now();
     const w = this.#counts.get(key);
     if (w !== undefined && w.until > now) return (w.n += points);
     this.#counts.set(key, { n: points, until: now + windowMs });
@@ -137,7 +128,7 @@ export class MemoryCounters {
   }
 
   setCount(key: string, windowMs: number, points: number): void {
-    this.#counts.set(key, { n: points, until: this.#now() + windowMs });
+    this.#counts.set(key, { n: points, until: Date.now() + windowMs });
     this.#armSweep();
   }
 
@@ -146,14 +137,14 @@ export class MemoryCounters {
   }
 
   block(key: string, ms: number): void {
-    this.#blocks.set(key, this.#now() + ms);
+    this.#blocks.set(key, Date.now() + ms);
     this.#armSweep();
   }
 
   blockedFor(key: string): number {
     const until = this.#blocks.get(key);
     if (until === undefined) return 0;
-    const left = until - this.#now();
+    const left = until - Date.now();
     if (left > 0) return left;
     this.#blocks.delete(key);
     return 0;
@@ -177,20 +168,20 @@ export class MemoryCounters {
   #live(key: string): Window | undefined {
     const w = this.#counts.get(key);
     if (w === undefined) return undefined;
-    if (w.until > this.#now()) return w;
+    if (w.until > Date.now()) return w;
     this.#counts.delete(key);
     return undefined;
   }
 
   #armSweep(): void {
     if (this.#sweeper !== null) return;
-    this.#sweeper = setInterval(() => this.sweep(), SWEEP_EVERY_MS);
+    this.#sweeper = setInterval(() => this.#sweep(), SWEEP_EVERY_MS);
     this.#sweeper.unref();
   }
 
   /** Drops expired entries from the next slice of each map; stops when both are empty. */
-  sweep(): void {
-    const now = this.#now();
+  #sweep(): void {
+    const now = Date.now();
     this.#countCursor = sweepSlice(this.#counts, this.#countCursor, (w) => w.until <= now);
     this.#blockCursor = sweepSlice(this.#blocks, this.#blockCursor, (until) => until <= now);
     if (this.size === 0) this.close();
