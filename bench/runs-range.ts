@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import type { BenchResults, TargetResult } from './lib/report.ts';
+import { alternatingRate } from './lib/interleaved.ts';
 
 const runs = process.argv.slice(2).map((f) => JSON.parse(fs.readFileSync(f, 'utf8')) as BenchResults);
 type Get = (r: BenchResults) => number | null | undefined;
@@ -44,6 +45,8 @@ rows.push(['alternating, paced: info+audit ÷ pipe, CPU per session', (r) => il(
 rows.push(['alternating: pipe CPU s per GiB', (r) => il(r)?.gibMedian.pipe, 2]);
 rows.push(['alternating: warn ÷ pipe, CPU per GiB', (r) => il(r)?.warnGibOverPipe, 2]);
 rows.push(['alternating: info+audit ÷ pipe, CPU per GiB', (r) => il(r)?.infoGibOverPipe, 2]);
+rows.push(['alternating: warn ÷ pipe, sessions/s', (r) => (il(r) ? alternatingRate(il(r)!, 'warn')?.ratio : null), 2]);
+rows.push(['alternating: info+audit ÷ pipe, sessions/s', (r) => (il(r) ? alternatingRate(il(r)!, 'info')?.ratio : null), 2]);
 rows.push(['alternating: warn NOOP p50 − pipe\'s, µs', (r) => il(r)?.warnNoopOverPipeUs, 0]);
 rows.push(['alternating: info+audit NOOP p50 − pipe\'s, µs', (r) => il(r)?.infoNoopOverPipeUs, 0]);
 rows.push(['info+audit over warn, CPU per session, %', (r) => {

@@ -52,6 +52,19 @@ export interface InterleavedResult {
   infoOverWarn: number;
 }
 
+/**
+ * Sessions per second of `key` and of the pipe in the same rounds (medians), and the median of
+ * the per-round ratios: the closed-loop windows the CPU rows are read from. Computed from the
+ * saved per-round figures, so runs saved before this summary existed read the same way.
+ */
+export function alternatingRate(il: Pick<InterleavedResult, 'sessionsPerSec'>, key: Exclude<InterleavedKey, 'pipe'>):
+  { gateway: number; pipe: number; ratio: number } | null {
+  const g = il.sessionsPerSec[key];
+  const p = il.sessionsPerSec.pipe;
+  if (g.length === 0 || g.length !== p.length) return null;
+  return { gateway: round(median(g), 1), pipe: round(median(p), 1), ratio: round(median(g.map((x, i) => x / p[i]!)), 3) };
+}
+
 export interface InterleavedOptions {
   dir: string;
   dovecot: DovecotInstance;
