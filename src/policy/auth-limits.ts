@@ -24,6 +24,7 @@
 import { hash } from 'node:crypto';
 import type { PolicyConfig } from '../config/schema.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
+import { andThen, type MaybePromise } from '../util/maybe-async.ts';
 import { memoize } from '../util/memo.ts';
 import type { CounterOp, CounterStore } from './counter-store.ts';
 import { clientKey, type NetworkSet } from './networks.ts';
@@ -53,6 +54,8 @@ export interface AuthTicket {
 }
 
 export type ChargeResult = { allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked' };
+
+type TryCharge = { allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked'; locked: boolean };
 
 export interface AuthLimiterOptions {
   now?: () => number;
@@ -140,54 +143,63 @@ export class AuthLimiter {
    * A wrong password this user already failed with in the window is not charged again (it
    * says nothing new); its locks are still read. `user` is the name the backend will see.
    */
-  async charge(ip: string, user: string, password: string | null): Promise<ChargeResult> {
+  charge(ip: string, user: string, password: string | null): MaybePromise<ChargeResult> {
     // Over a limit only because attempts still in flight hold their points (no lockout set):
     // those may yet succeed and give them back, so this one waits for them to settle rather
     // than refuse a right password (50 mail clients behind one NAT logging in at once). The
     // limit on what reaches the backend is the same; if they fail, their lockout refuses it.
     const deadline = this.#now() + this.#inFlightWaitMs;
-    for (;;) {
-      const r = await this.#tryCharge(ip, user, password);
+    const attempt = (): MaybePromise<ChargeResult> => andThen(this.#tryCharge(ip, user, password), (r) => {
       if (r.allowed) return r;
       if (r.locked || this.#now() >= deadline) return { allowed: false, reason: r.reason };
-      await this.#sleep(IN_FLIGHT_POLL_MS * (1 + Math.random()));
-    }
+      return this.#sleep(IN_FLIGHT_POLL_MS * (1 + Math.random())).then(attempt);
+    });
+    return attempt();
   }
 
-  async #tryCharge(
-    ip: string, user: string, password: string | null,
-  ): Promise<{ allowed: true; ticket: AuthTicket } | { allowed: false; reason: 'ip-locked' | 'user-locked'; locked: boolean }> {
+  /**
+   * One try at charging. With the memory store it runs to its end at once (the flag read, the
+   * counts and a refund in one go, nothing in between); with Redis or over IPC, step by step.
+   */
+  #tryCharge(ip: string, user: string, password: string | null): MaybePromise<TryCharge> {
     const k = this.#keys(ip, user);
     if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, goodForMs: 0, password: null, keys: k } };
-    const goodForMs = await this.#store.blockedFor(k.good);
-    const good = goodForMs > 0;
-    const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
-    const { window } = this.#cfg;
-    // One batch: the memory store (and the cluster primary's) runs it with nothing in between.
-    const ops: CounterOp[] = [
-      { op: 'blockedFor', key: k.ip },
-      { op: 'blockedFor', key: k.user },
-      { op: 'blockedFor', key: k.pair },
-    ];
-    if (!repeat) {
-      ops.push({ op: 'consume', key: k.ip, windowMs: window, points: 1 }, { op: 'consume', key: k.user, windowMs: window, points: 1 });
-      if (good) ops.push({ op: 'consume', key: k.pair, windowMs: window, points: 1 });
-    }
-    const r = await this.#store.batch(ops);
-    const [ipLock, userLock, pairLock] = r as [number, number, number];
-    const counts = repeat ? null : { ip: r[3]!, user: r[4]!, pair: good ? r[5]! : 0 };
-    const ticket: AuthTicket = { ip, counts, goodForMs, password, keys: k };
-    // lockout: 0 means count and delay, never lock: then no count refuses either.
-    const locking = this.#cfg.lockout > 0;
-    const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
-    let reason: 'ip-locked' | 'user-locked' | null = null;
-    let locked = false;
-    if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) [reason, locked] = ['ip-locked', ipLock > 0];
-    else if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', pairLock > 0];
-    else if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', userLock > 0];
-    if (reason === null) return { allowed: true, ticket };
-    await this.#refund(ticket);
-    return { allowed: false, reason, locked };
+    return andThen(this.#run([{ op: 'blockedFor', key: k.good }]), ([goodForMs]) => {
+      const good = goodForMs! > 0;
+      const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
+      const { window } = this.#cfg;
+      // One batch: the memory store (and the cluster primary's) runs it with nothing in between.
+      const ops: CounterOp[] = [
+        { op: 'blockedFor', key: k.ip },
+        { op: 'blockedFor', key: k.user },
+        { op: 'blockedFor', key: k.pair },
+      ];
+      if (!repeat) {
+        ops.push({ op: 'consume', key: k.ip, windowMs: window, points: 1 }, { op: 'consume', key: k.user, windowMs: window, points: 1 });
+        if (good) ops.push({ op: 'consume', key: k.pair, windowMs: window, points: 1 });
+      }
+      return andThen(this.#run(ops), (r): MaybePromise<TryCharge> => {
+        const [ipLock, userLock, pairLock] = r as [number, number, number];
+        const counts = repeat ? null : { ip: r[3]!, user: r[4]!, pair: good ? r[5]! : 0 };
+        const ticket: AuthTicket = { ip, counts, goodForMs: goodForMs!, password, keys: k };
+        // lockout: 0 means count and delay, never lock: then no count refuses either.
+        const locking = this.#cfg.lockout > 0;
+        const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
+        let reason: 'ip-locked' | 'user-locked' | null = null;
+        let locked = false;
+        if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) [reason, locked] = ['ip-locked', ipLock > 0];
+        else if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', pairLock > 0];
+        else if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', userLock > 0];
+        if (reason === null) return { allowed: true, ticket };
+        const refused = { allowed: false as const, reason, locked };
+        return andThen(this.#refund(ticket), () => refused);
+      });
+    });
+  }
+
+  /** A batch through the store: answered at once where the store can (memory), else its promise. */
+  #run(ops: readonly CounterOp[]): MaybePromise<number[]> {
+    return this.#store.batchNow?.(ops) ?? this.#store.batch(ops);
   }
 
   /**
@@ -196,13 +208,13 @@ export class AuthLimiter {
    * as it is: re-setting it on every login was a store call (a Redis round trip) and a re-armed
    * timer per session, and the pair stays known good for at least half the period after its last login.
    */
-  async succeeded(t: AuthTicket): Promise<void> {
+  succeeded(t: AuthTicket): MaybePromise<void> {
     if (this.#trusted.contains(t.ip)) return;
     const fresh = t.goodForMs > this.#knownGoodMs / 2;
     const ops: CounterOp[] = t.counts === null ? [] : this.#refunds(t);
     if (!fresh) ops.push({ op: 'block', key: t.keys.good, ms: this.#knownGoodMs });
     ops.push({ op: 'reset', key: t.keys.pair });
-    await this.#store.batch(ops);
+    return andThen(this.#run(ops), () => undefined);
   }
 
   /**
@@ -233,15 +245,15 @@ export class AuthLimiter {
   }
 
   /** Nothing was sent to the backend after all (the client left first): the charge is given back. */
-  abandoned(t: AuthTicket): Promise<void> {
-    return this.#refund(t);
+  async abandoned(t: AuthTicket): Promise<void> {
+    await this.#refund(t);
   }
 
-  async #refund(t: AuthTicket): Promise<void> {
+  #refund(t: AuthTicket): MaybePromise<void> {
     if (t.counts === null) return;
     const ops = this.#refunds(t);
     if (t.goodForMs > 0) ops.push({ op: 'refund', key: t.keys.pair, windowMs: this.#cfg.window, points: 1 });
-    await this.#store.batch(ops);
+    return andThen(this.#run(ops), () => undefined);
   }
 
   /** Giving back a charged attempt's client and user points. */

@@ -39,6 +39,11 @@ export interface CounterStore {
    * Rejects before running any if one is malformed.
    */
   batch(ops: readonly CounterOp[]): Promise<number[]>;
+  /**
+   * The same batch answered at once, for a store whose counters live in this process (memory):
+   * a login's charge and settlement then make no promise. Absent where an answer must wait.
+   */
+  batchNow?(ops: readonly CounterOp[]): number[];
   close(): Promise<void>;
   readonly kind: 'memory' | 'redis';
   /** True while a Redis store is answering from local counters (for /healthz and metrics). */
@@ -142,6 +147,10 @@ class MemoryStore implements CounterStore {
   }
 
   async batch(ops: readonly CounterOp[]): Promise<number[]> {
+    return this.#c.batch(ops);
+  }
+
+  batchNow(ops: readonly CounterOp[]): number[] {
     return this.#c.batch(ops);
   }
 
