@@ -221,7 +221,7 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   }
   const sent = Date.now();
   // Once sent, the attempt runs to its end whatever the client does: a hang-up is no escape from the count.
-  const reply = await Promise.race([backendLogin(s, attempt), s.closed.then(() => 'gone' as const)]);
+  const reply = await untilClosed(s, backendLogin(s, attempt));
   if (relay !== null) {
     endRelay(s);
     user = relay.user;
@@ -273,6 +273,17 @@ async function runLogin(s: Pop3Session, attempt: LoginAttempt, arrival: number):
   await settleFailure(s, ticket);
   if (s.deps.backends.routing) s.dropBackend();
   return failLogin(s, user, arrival, 'bad-credentials', 'none');
+}
+
+/**
+ * The backend's answer to a login, or 'gone' once the session has ended first: what
+ * `Promise.race` with the session's `closed` gave, in one promise instead of five.
+ */
+function untilClosed<T>(s: Pop3Session, answer: Promise<T>): Promise<T | 'gone'> {
+  return new Promise((resolve, reject) => {
+    s.whenClosed(() => resolve('gone'));
+    answer.then(resolve, reject);
+  });
 }
 
 /** The charge given back and the pair marked known good; the client's reply does not wait for it. */
