@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --single-threaded-gc --min-semi-space-size=8
+#!/usr/bin/env -S node --single-threaded-gc --min-semi-space-size=8 --no-memory-reducer
 /**
  * `npm start -- [--config FILE] [--check]`: the only file that reads argv,
  * installs signal handlers and calls process.exit.

@@ -63,10 +63,12 @@ describe('the shipped systemd unit', () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { bin: Record<string, string>; scripts: Record<string, string> };
     const cli = pkg.bin['pop3-gateway'];
     expect(cli).toBe('dist/src/cli.js');
-    // The bin's node flags (GC on the main thread, a young generation that keeps its size; README Benchmark).
+    // The bin's node flags (GC on the main thread, a young generation that keeps its size, no idle-time
+    // collections; README Benchmark).
     const flags = gatewayNodeFlags().join(' ');
     expect(flags).toContain('--single-threaded-gc');
     expect(flags).toContain('--min-semi-space-size=8');
+    expect(flags).toContain('--no-memory-reducer');
     expect(unit.get('ExecStart')).toEqual([`/usr/bin/node ${flags} /opt/pop3-gateway/${cli} --config /etc/pop3-gateway/gateway.yaml`]);
     // `npm start` runs what the unit runs.
     expect(pkg.scripts.start).toBe(`node ${flags} ${cli}`);

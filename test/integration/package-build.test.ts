@@ -73,7 +73,7 @@ describe('the packed production build', () => {
     const cli = fs.readFileSync(path.join(installDir, 'node_modules', 'pop3-gateway', 'dist', 'src', 'cli.js'), 'utf8');
     // The bin runs with the node flags the systemd unit and `npm start` use (README Benchmark).
     expect(cli.startsWith(`#!/usr/bin/env -S node ${gatewayNodeFlags().join(' ')}\n`)).toBe(true);
-    expect(gatewayNodeFlags()).toEqual(['--single-threaded-gc', '--min-semi-space-size=8']);
+    expect(gatewayNodeFlags()).toEqual(['--single-threaded-gc', '--min-semi-space-size=8', '--no-memory-reducer']);
     expect(cli).not.toMatch(/from '\.[^']*\.ts'/);
   });
 
