@@ -6,34 +6,16 @@
 import { describe, expect, it } from 'vitest';
 import type { PolicyConfig } from '../../../src/config/schema.ts';
 import { AuthLimiter, type ChargeResult } from '../../../src/policy/auth-limits.ts';
-import { createCounterStore, type CounterStore } from '../../../src/policy/counter-store.ts';
+import { createCounterStore } from '../../../src/policy/counter-store.ts';
 import { NetworkSet } from '../../../src/policy/networks.ts';
 import { andThen } from '../../../src/util/maybe-async.ts';
 import { silentLogger } from '../../../src/util/logger.ts';
+import { asyncOnlyStore } from '../../harness/counter-stores.ts';
 
 const CFG: PolicyConfig['auth'] = {
   maxFailuresPerIp: 6, maxFailuresPerUser: 3, window: 60_000, lockout: 60_000,
   failureDelay: 0, maxAttemptsPerSession: 3, ipv6Prefix: 64,
 };
-
-/** The memory store without its at-once batch: every answer is a promise, as from Redis. */
-function asyncOnly(store: CounterStore): CounterStore {
-  return {
-    kind: store.kind,
-    get degraded() {
-      return store.degraded;
-    },
-    consume: (k, w, p) => store.consume(k, w, p),
-    refund: (k, w, p) => store.refund(k, w, p),
-    setCount: (k, w, p) => store.setCount(k, w, p),
-    get: (k, w) => store.get(k, w),
-    block: (k, ms) => store.block(k, ms),
-    blockedFor: (k) => store.blockedFor(k),
-    reset: (k) => store.reset(k),
-    batch: (ops) => store.batch(ops),
-    close: () => store.close(),
-  };
-}
 
 const summary = (r: ChargeResult): string => (r.allowed ? `ok ${JSON.stringify(r.ticket.counts)} good=${r.ticket.goodForMs > 0}` : r.reason);
 
@@ -61,7 +43,7 @@ describe('AuthLimiter with a store that answers at once', () => {
   });
 
   it('still answers with promises for a store that cannot answer at once', async () => {
-    const l = new AuthLimiter(CFG, new NetworkSet([]), asyncOnly(createCounterStore('memory', silentLogger)), { inFlightWaitMs: 0 });
+    const l = new AuthLimiter(CFG, new NetworkSet([]), asyncOnlyStore(createCounterStore('memory', silentLogger)), { inFlightWaitMs: 0 });
     const r = l.charge('198.51.100.7', 'alice', 'right');
     expect(r).toBeInstanceOf(Promise);
     expect((await r).allowed).toBe(true);
@@ -77,7 +59,7 @@ describe('AuthLimiter with a store that answers at once', () => {
       ['203.0.113.9', 'dave', true], // refused: source locked
     ];
     const now = new AuthLimiter(CFG, new NetworkSet([]), createCounterStore('memory', silentLogger), { inFlightWaitMs: 0 });
-    const later = new AuthLimiter(CFG, new NetworkSet([]), asyncOnly(createCounterStore('memory', silentLogger)), { inFlightWaitMs: 0 });
+    const later = new AuthLimiter(CFG, new NetworkSet([]), asyncOnlyStore(createCounterStore('memory', silentLogger)), { inFlightWaitMs: 0 });
     const a = await script(now, steps);
     expect(a).toEqual(await script(later, steps));
     expect(a).toContain('user-locked');
