@@ -50,15 +50,24 @@ export interface SessionDeps {
 const FAILURE_WINDOW = 16;
 /** How far the estimate stays above the slowest remembered refusal. */
 const FAILURE_HEADROOM = 1.25;
+/**
+ * A refusal delayed on purpose is counted in whole seconds: Dovecot checks its failure queue
+ * every 500 ms against a seconds clock, so its 2 s auth_failure_delay refuses anywhere from about
+ * 1.0 to 2.5 s after the attempt. From a second on, the estimate stays at least this far above the
+ * slowest refusal, which covers that range even when every refusal seen came early.
+ */
+const SECONDS_QUANTUM_MS = 1000;
 
 /**
  * A high estimate of how long the backend takes to refuse a login: every failed login, whatever
  * its reason, is answered on one schedule that is at least this long. Backends quantise their
  * refusal delay (Dovecot checks its failure queue every 500 ms, so a 2 s auth_failure_delay
- * refuses after 2.0 to 2.5 s depending on when the attempt arrived), so the slowest refusal seen
- * so far is not a bound: with it alone, a locked user was answered at 2.03 s while concurrent
- * wrong passwords came back at 2.31 s. The estimate keeps a quarter's headroom over the slowest
- * of the last FAILURE_WINDOW refusals, and it moves only when it must: up when a refusal took
+ * refuses after about 1.0 to 2.5 s depending on when the attempt arrived), so the slowest refusal
+ * seen so far is not a bound: with it alone, a locked user was answered at 2.03 s while
+ * concurrent wrong passwords came back at 2.31 s; with a quarter's headroom alone, refusals seen
+ * at up to 1.5 s set 1.88 s while later ones came back at 2.38 s. The estimate keeps a quarter's
+ * headroom over the slowest of the last FAILURE_WINDOW refusals, and at least a second once that
+ * is a second or more, and it moves only when it must: up when a refusal took
  * longer than the estimate itself, down once no remembered refusal needs it. Refusals within
  * the backend's usual range leave it where it is, so attempts in flight together share it.
  */
@@ -69,7 +78,10 @@ export class FailureLatency {
   record(ms: number): void {
     this.samples.push(ms);
     if (this.samples.length > FAILURE_WINDOW) this.samples.shift();
-    const needed = Math.max(...this.samples) * FAILURE_HEADROOM;
+    const slowest = Math.max(...this.samples);
+    const needed = slowest >= SECONDS_QUANTUM_MS
+      ? Math.max(slowest * FAILURE_HEADROOM, slowest + SECONDS_QUANTUM_MS)
+      : slowest * FAILURE_HEADROOM;
     if (ms > this.current || needed < this.current) this.current = needed;
   }
 
