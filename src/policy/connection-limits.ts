@@ -8,6 +8,7 @@
  */
 import type { PolicyConfig } from '../config/schema.ts';
 import { silentLogger, type Logger } from '../util/logger.ts';
+import type { MaybePromise } from '../util/maybe-async.ts';
 import type { CounterStore } from './counter-store.ts';
 import { clientKey, type NetworkSet } from './networks.ts';
 
@@ -50,7 +51,7 @@ export class ConnectionLimiter {
    * The counts and then the rate; a rate refusal gives its slot back. Answers at once when there
    * is no rate to ask the store about (the default): no promise per connection for nothing.
    */
-  acquire(ip: string): Acquire | Promise<Acquire> {
+  acquire(ip: string): MaybePromise<Acquire> {
     const slot = this.tryAcquireSync(ip);
     if (!slot.ok || !this.#rated(ip)) return slot;
     return this.#withinRate(ip).then((ok): Acquire => {
