@@ -1,8 +1,13 @@
 /**
  * The audit hash chain. Every record carries `seq` (continuous, also across rotated files),
- * `prev` (the previous record's hash) and `hash` = sha256(prev + canonical JSON of the record
- * without `hash`). Editing a record breaks its hash; deleting or reordering records breaks
- * `seq` and `prev`. Pure: no I/O.
+ * `prev` (the previous record's hash) and `hash`: sha256 of the record's line as written, without
+ * its `hash` member (the text up to `,"hash":` with the closing brace put back). That text holds
+ * `seq` and `prev`, so editing a record breaks its hash, and deleting or reordering records
+ * breaks `seq` and `prev`. Pure: no I/O.
+ *
+ * Files written before the fourteenth pass hashed `prev` + the record's canonical JSON (keys
+ * sorted) instead, which cost a sorted copy and a second serialisation per record; their lines
+ * still verify (`verifyStep` tries the line's own text first, then the canonical form).
  *
  * The chain is unkeyed: it shows accidental or partial tampering, not a rewrite of the whole
  * tail. The sink logs the chain head on reopen/close so an outside copy can anchor it.
@@ -69,19 +74,38 @@ export class AuditChain {
     const seq = this.seq + 1;
     record.seq = seq;
     record.prev = this.prev;
-    const hash = hashRecord(this.prev, record);
-    // The line keeps the record's own key order (`time` first) with `hash` last: the body's JSON
-    // with the hash spliced in before its closing brace, rather than a copy stringified again.
+    // One serialisation: the record's own key order (`time` first), hashed as it will be read
+    // back, and the hash spliced in before its closing brace.
     const json = JSON.stringify(record);
-    const line = `${json.slice(0, -1)},"hash":"${hash}"}`;
+    const hash = hashText(json);
     this.seq = seq;
     this.prev = hash;
-    return line;
+    return `${json.slice(0, -1)}${HASH_KEY}${hash}"}`;
   }
 }
 
+const HASH_KEY = ',"hash":"';
+/** `,"hash":"` + 64 hex digits + `"}`: how every sealed line ends. */
+const HASH_TAIL = HASH_KEY.length + 64 + 2;
+
+/** The hash of a record's text (its line without the `hash` member). */
+function hashText(json: string): string {
+  // One-shot hash of one string: no Hash object and an update() crossing per record.
+  return hash('sha256', json, 'hex');
+}
+
+/**
+ * Whether `line` is sealed by its own text: it ends in `,"hash":"<h>"}` and h is the sha256 of
+ * the text before that with the closing brace put back.
+ */
+function sealedByText(line: string, h: string): boolean {
+  const at = line.length - HASH_TAIL;
+  if (at < 1 || !line.startsWith(HASH_KEY, at) || !line.startsWith(h, at + HASH_KEY.length) || !line.endsWith('"}')) return false;
+  return hashText(`${line.slice(0, at)}}`) === h;
+}
+
+/** The hash of the earlier files' records: sha256 of `prev` + the canonical JSON of the record without `hash`. */
 export function hashRecord(prev: string, bodyWithoutHash: object): string {
-  // One-shot hash of one string: no Hash object and two update() crossings per record.
   return hash('sha256', prev + canonicalJson(bodyWithoutHash), 'hex');
 }
 
@@ -221,7 +245,9 @@ export function verifyStep(
   const rec = parseChained(line);
   if (rec === null) return { ok: false, failure: { problem: 'bad-json', seq: null, expectedSeq } };
   const { hash, ...body } = rec;
-  if (hashRecord(rec.prev, body) !== hash) {
+  // The line's own text first (every record since the fourteenth pass); then the canonical JSON
+  // the earlier files were sealed with. Either is a sha256 preimage an editor would have to find.
+  if (!sealedByText(line, hash) && hashRecord(rec.prev, body) !== hash) {
     return { ok: false, failure: { problem: 'hash-mismatch', seq: rec.seq, expectedSeq } };
   }
   if (head !== null) {

@@ -60,7 +60,15 @@ describe('audit hash chain', () => {
     expect(verifyLines([tampered])).toMatchObject({ ok: false, problem: 'hash-mismatch' });
   });
 
-  it('sealed lines and hashes are those of the original implementation (golden records)', () => {
+  /** Two records as the files before the fourteenth pass sealed them: sha256(prev + canonical JSON). */
+  const canonicalSealed = [
+    '{"time":"2024-05-01T00:00:00.000Z","session":"abc","event":"login","user":"jürgen 🦊","result":"ok","detail":{"z":1,"a":[3,{"y":null}]},'
+      + '"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":"43c11e1fb7ad03f1e6abcc4552283a0bfe0fff8166ecc7e2878e6fb52f4f4fef"}',
+    '{"2":"y","10":"x","time":"2024-05-01T00:00:01.000Z","event":"command","b":0,"big":1e+21,'
+      + '"seq":2,"prev":"43c11e1fb7ad03f1e6abcc4552283a0bfe0fff8166ecc7e2878e6fb52f4f4fef","hash":"0e01cc37c3df8f8f27c1cfb257d327f2eae50ed57332dc3fa335107669818fc3"}',
+  ];
+
+  it('seals each record by the sha256 of its own line without the hash member (golden records, hashes from Python hashlib)', () => {
     const chain = new AuditChain();
     const lines = [
       chain.seal({ time: '2024-05-01T00:00:00.000Z', session: 'abc', event: 'login', user: 'jürgen 🦊', result: 'ok', detail: { z: 1, a: [3, { y: null, b: undefined }] } }),
@@ -68,10 +76,28 @@ describe('audit hash chain', () => {
     ];
     expect(lines).toEqual([
       '{"time":"2024-05-01T00:00:00.000Z","session":"abc","event":"login","user":"jürgen 🦊","result":"ok","detail":{"z":1,"a":[3,{"y":null}]},'
-        + '"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":"43c11e1fb7ad03f1e6abcc4552283a0bfe0fff8166ecc7e2878e6fb52f4f4fef"}',
+        + '"seq":1,"prev":"0000000000000000000000000000000000000000000000000000000000000000","hash":"8958dee788c0a89b106d264666b439ff92bf9fb5531fa99f8b8d3a947c68134d"}',
       '{"2":"y","10":"x","time":"2024-05-01T00:00:01.000Z","event":"command","b":0,"big":1e+21,'
-        + '"seq":2,"prev":"43c11e1fb7ad03f1e6abcc4552283a0bfe0fff8166ecc7e2878e6fb52f4f4fef","hash":"0e01cc37c3df8f8f27c1cfb257d327f2eae50ed57332dc3fa335107669818fc3"}',
+        + '"seq":2,"prev":"8958dee788c0a89b106d264666b439ff92bf9fb5531fa99f8b8d3a947c68134d","hash":"f5c8e841c5e41c0fd5329a3cd97d44fc307be47617f57ee054aac434c5edc135"}',
     ]);
+    expect(verifyLines(lines)).toMatchObject({ ok: true, count: 2 });
+  });
+
+  it('files sealed the earlier way (canonical JSON) still verify, and an edit to one still fails', () => {
+    expect(verifyLines(canonicalSealed)).toMatchObject({ ok: true, count: 2, head: { seq: 2, hash: '0e01cc37c3df8f8f27c1cfb257d327f2eae50ed57332dc3fa335107669818fc3' } });
+    // A new record continues an old file's chain.
+    const next = new AuditChain({ seq: 2, hash: '0e01cc37c3df8f8f27c1cfb257d327f2eae50ed57332dc3fa335107669818fc3' }).seal({ time: 't', event: 'connect' });
+    expect(verifyLines([...canonicalSealed, next])).toMatchObject({ ok: true, count: 3 });
+    const edited = [canonicalSealed[0]!.replace('"result":"ok"', '"result":"err"'), canonicalSealed[1]!];
+    expect(verifyLines(edited)).toMatchObject({ ok: false, line: 1, problem: 'hash-mismatch' });
+  });
+
+  it('a line with the right hash but changed text around it (spaces, key order) no longer verifies by its text', () => {
+    const [line] = sealed(1);
+    const spaced = line!.replace('"event":"command"', '"event": "command"');
+    expect(verifyLines([spaced])).toMatchObject({ ok: false, line: 1, problem: 'hash-mismatch' });
+    const truncatedTail = `${line!.slice(0, -2)}"}`.replace(/"hash":"[0-9a-f]{64}/, (m) => m.slice(0, -1));
+    expect(verifyLines([truncatedTail])).toMatchObject({ ok: false, line: 1, problem: 'hash-mismatch' });
   });
 
   it('sealOwned gives the same line as seal without copying, and copies a record that carries a chain name', () => {
