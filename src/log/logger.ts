@@ -14,10 +14,11 @@ import { fstatSync, writeSync } from 'node:fs';
 import pino from 'pino';
 import type prettyModule from 'pino-pretty';
 import type { LogFormat } from '../config/schema.ts';
-import type { Logger } from '../util/logger.ts';
+import { BATCHED_CHILD, type Logger } from '../util/logger.ts';
 import { isoTime } from '../util/iso-time.ts';
 import { onDemand } from '../util/on-demand.ts';
 import { batchedDestination, DEFAULT_MAX_WRITE, PIPE_BUF } from './batched-destination.ts';
+import { LineQueue } from './deferred-lines.ts';
 
 /** The pretty printer, loaded only when readable lines are asked for (JSON needs none of it). */
 const loadPretty = onDemand<typeof prettyModule>('pino-pretty');
@@ -128,12 +129,28 @@ function noticeOnStderr(err: NodeJS.ErrnoException): void {
 export function createRootLogger(out: LogOutput | string, destination?: pino.DestinationStream, opts: RootLoggerOptions = {}): RootLogger {
   const { level, format = 'json' } = typeof out === 'string' ? { level: out } : out;
   const isTTY = destination === undefined && process.stdout.isTTY === true;
+  const pretty = wantsPretty(format, isTTY);
+  const dest = pretty
+    ? loadPretty()({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
+    : destination ?? stdoutDestination(opts.sharedStdout === true);
+  // Session lines are formatted in batches (deferred-lines.ts); each batch is written out at once
+  // when the destination is our batched one, rather than after its own delay on top.
+  const flushable = dest as { flush?: () => void };
+  const queue = new LineQueue({ afterReplay: !pretty && destination === undefined && typeof flushable.flush === 'function' ? () => flushable.flush!() : undefined });
   // Redaction happens in pino before serialising, so the pretty printer only ever sees censored records.
   const options: pino.LoggerOptions = {
     level,
     base: { pid: process.pid },
-    // pino.stdTimeFunctions.isoTime's text, without a Date and its formatting per line.
-    timestamp: () => `,"time":"${isoTime(Date.now())}"`,
+    // pino.stdTimeFunctions.isoTime's text, without a Date and its formatting per line; a
+    // replayed session line carries the time it was logged.
+    timestamp: () => `,"time":"${isoTime(queue.replayTime ?? Date.now())}"`,
+    hooks: {
+      // Lines still queued are written before any other line, so the output keeps the order logged.
+      logMethod(args, method) {
+        queue.beforeLine();
+        return method.apply(this, args);
+      },
+    },
     formatters: {
       level: (label) => ({ level: label }),
       log: (obj) => redactSecrets(obj),
@@ -142,8 +159,13 @@ export function createRootLogger(out: LogOutput | string, destination?: pino.Des
     // pino applies serializers to child bindings as well (its bindings formatter is for the root only).
     serializers: Object.fromEntries([...SECRET_KEYS].map((k) => [k, () => CENSOR])),
   };
-  const dest = wantsPretty(format, isTTY)
-    ? loadPretty()({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
-    : destination ?? stdoutDestination(opts.sharedStdout === true);
-  return pino(options, dest) as RootLogger;
+  const root = pino(options, dest) as RootLogger;
+  // On the root, so that pino's children (a cluster worker's `{ role: 'worker' }`) inherit it
+  // and their sessions' lines keep their bindings.
+  Object.defineProperty(root, BATCHED_CHILD, {
+    value(this: Logger, bindings: Record<string, unknown>): Logger {
+      return queue.child(this, bindings);
+    },
+  });
+  return root;
 }

@@ -23,7 +23,7 @@ import type { LocalSaslExchange } from '../session/sasl-exchange.ts';
 import { newSessionId } from '../util/ids.ts';
 import { deadlinesOf, type Deadline } from '../util/deadline-queue.ts';
 import { IdleWatch } from '../util/idle-watch.ts';
-import { LazyChildLogger, type Logger } from '../util/logger.ts';
+import { sessionLogger, type Logger } from '../util/logger.ts';
 import { BackendLink } from './backend-link.ts';
 import { attachListeners, detachListeners, releaseSocket, type SocketListeners } from './socket-release.ts';
 import type { ClientAddress, SessionDeps } from './deps.ts';
@@ -104,7 +104,8 @@ export class Pop3Session {
     // The client address on every line (bound once, serialised once): a failed-login line
     // names its source for journald-based fail2ban and for whoever reads the log. Made on the
     // session's first line that is written: at warn, most sessions write none.
-    this.log = new LazyChildLogger(deps.log, { session: this.id, listener: deps.listener.name, client: this.clientLabel });
+    const bindings = { session: this.id, listener: deps.listener.name, client: this.clientLabel };
+    this.log = sessionLogger(deps.log, bindings);
     this.decoder = new LineDecoder(deps.config.limits.commandLine);
   }
 

@@ -18,6 +18,26 @@ export interface Logger {
   isLevelEnabled?(level: string): boolean;
 }
 
+/**
+ * Where a logger keeps its way to make a batched child (log/logger.ts sets it on the root; pino's
+ * children inherit it): a function called with the logger as `this` and the child's bindings.
+ * A symbol, so no pino level or method name can clash with it.
+ */
+export const BATCHED_CHILD: unique symbol = Symbol('pop3gw.batchedChild');
+
+type BatchedChildMaker = (this: Logger, bindings: Record<string, unknown>) => Logger;
+
+/**
+ * A session's logger: a child of `parent` whose lines are formatted in batches, a few ms after
+ * they are logged, each with the time it was logged and in order with every other line
+ * (log/deferred-lines.ts), where `parent` offers that; else a LazyChildLogger, which writes at
+ * once (a test's logger).
+ */
+export function sessionLogger(parent: Logger, bindings: Record<string, unknown>): Logger {
+  const make = (parent as { [BATCHED_CHILD]?: BatchedChildMaker })[BATCHED_CHILD];
+  return typeof make === 'function' ? make.call(parent, bindings) : new LazyChildLogger(parent, bindings);
+}
+
 /** A logger that drops everything (tests, tools). */
 export const silentLogger: Logger = {
   trace: () => undefined,
