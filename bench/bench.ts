@@ -20,6 +20,8 @@
  * in N alternating rounds of S s each, all three running at once: lib/interleaved.ts; default 7 × 4 s, 0 skips),
  * --paced-rate N (in each alternating round also S s of sessions at N per second offered to each
  * proxy, so all three run at one rate: default 100, 0 skips),
+ * --no-split-logging (skip the fourth gateway of the alternating rounds, at info with the audit
+ * off, whose sessions split the info + audit cost into the log lines' and the audit's),
  * --no-reference (skip the reference column: a bare Node TLS pipe proxy, see lib/pipe-proxy.ts).
  */
 import fs from 'node:fs';
@@ -56,6 +58,7 @@ interface Settings {
   interleavedRounds: number;
   interleavedSeconds: number;
   pacedRate: number;
+  splitLogging: boolean;
   infoVariant: boolean;
   reference: boolean;
   profileDir: string | null;
@@ -69,6 +72,7 @@ function readSettings(): Settings {
       'no-info': { type: 'boolean' }, quick: { type: 'boolean' }, profile: { type: 'string' },
       'no-reference': { type: 'boolean' }, warm: { type: 'string' },
       'interleaved-rounds': { type: 'string' }, 'interleaved-seconds': { type: 'string' }, 'paced-rate': { type: 'string' },
+      'no-split-logging': { type: 'boolean' },
     },
   });
   const quick = values.quick === true;
@@ -92,6 +96,7 @@ function readSettings(): Settings {
     interleavedRounds: n(values['interleaved-rounds'], quick ? 1 : 7, 0),
     interleavedSeconds: n(values['interleaved-seconds'], quick ? 1 : 4, 0.5),
     pacedRate: n(values['paced-rate'], 100, 0),
+    splitLogging: values['no-split-logging'] !== true,
     infoVariant: values['no-info'] !== true,
     reference: values['no-reference'] !== true,
     profileDir: values.profile === undefined ? null : path.resolve(values.profile),
@@ -241,14 +246,15 @@ async function main(): Promise<number> {
       try {
         interleaved = await interleavedSessions({ dir, dovecot: dc, cert, rounds: s.interleavedRounds, seconds: s.interleavedSeconds,
           warmSeconds: s.warmSeconds, concurrency: s.concurrency, noops: Math.min(s.noops, 1000), credentials: BOB, log,
-          bulk: { credentials: ALICE, mib: s.bigMiB, repeats: 2 }, pacedRate: s.pacedRate > 0 ? s.pacedRate : null });
+          bulk: { credentials: ALICE, mib: s.bigMiB, repeats: 2 }, pacedRate: s.pacedRate > 0 ? s.pacedRate : null, splitLogging: s.splitLogging });
         notes.push(`CPU per session, alternating rounds: pipe ${interleaved.cpuMsPerSession.pipe.join(' ')}; gateway warn `
           + `${interleaved.cpuMsPerSession.warn.join(' ')}; gateway info+audit ${interleaved.cpuMsPerSession.info.join(' ')} ms `
           + `(${interleaved.rounds} rounds of ${interleaved.seconds} s, random order per round, after ${interleaved.warmSeconds} s warm-up each); `
           + `NOOP p50 µs: pipe ${interleaved.noopP50Us.pipe.join(' ')}; warn ${interleaved.noopP50Us.warn.join(' ')}; info+audit ${interleaved.noopP50Us.info.join(' ')}; `
           + `CPU s per GiB (RETR ${s.bigMiB} MiB ×2): pipe ${interleaved.cpuSPerGiB.pipe.join(' ')}; warn ${interleaved.cpuSPerGiB.warn.join(' ')}; info+audit ${interleaved.cpuSPerGiB.info.join(' ')}`
           + (interleaved.pacedRate === null ? '.' : `; CPU per session at ${interleaved.pacedRate} sessions/s offered: pipe ${interleaved.pacedCpuMsPerSession.pipe.join(' ')}; `
-            + `warn ${interleaved.pacedCpuMsPerSession.warn.join(' ')}; info+audit ${interleaved.pacedCpuMsPerSession.info.join(' ')} ms.`));
+            + `warn ${interleaved.pacedCpuMsPerSession.warn.join(' ')}; info+audit ${interleaved.pacedCpuMsPerSession.info.join(' ')} ms.`)
+          + (interleaved.logOnlyCpuMsPerSession === undefined ? '' : ` CPU per session of the gateway at info with the audit off (same rounds): ${interleaved.logOnlyCpuMsPerSession.join(' ')} ms.`));
       } catch (err) {
         failed = true;
         notes.push(`interleaved sessions FAILED: ${(err as Error).message.slice(0, 800)}`);

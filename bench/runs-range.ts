@@ -39,6 +39,8 @@ rows.push(['alternating: info+audit CPU ms per session', (r) => il(r)?.median.in
 rows.push(['alternating: warn ÷ pipe, CPU per session', (r) => il(r)?.warnOverPipe, 2]);
 rows.push(['alternating: info+audit ÷ pipe, CPU per session', (r) => il(r)?.infoOverPipe, 2]);
 rows.push(['alternating: info+audit over warn, CPU per session, %', (r) => (il(r) ? (il(r)!.infoOverWarn - 1) * 100 : null), 1]);
+rows.push(['alternating: info (audit off) over warn: the log lines, %', (r) => (il(r)?.logOnlyOverWarn === undefined ? null : (il(r)!.logOnlyOverWarn! - 1) * 100), 1]);
+rows.push(['alternating: info+audit over info: the audit, %', (r) => (il(r)?.infoOverLogOnly === undefined ? null : (il(r)!.infoOverLogOnly! - 1) * 100), 1]);
 rows.push(['alternating, paced: pipe CPU ms per session', (r) => il(r)?.pacedMedian?.pipe, 2]);
 rows.push(['alternating, paced: warn ÷ pipe, CPU per session', (r) => il(r)?.warnPacedOverPipe, 2]);
 rows.push(['alternating, paced: info+audit ÷ pipe, CPU per session', (r) => il(r)?.infoPacedOverPipe, 2]);

@@ -5,6 +5,10 @@
  * (another tenant, a slow minute) falls on all three alike instead of on whichever ran last.
  * On this 2-core machine one sequential window per target varies by ±10 % from run to run;
  * this phase is what the per-session, NOOP and per-GiB rows of the verdict table read.
+ *
+ * `splitLogging`: a fourth gateway, at info with the audit off, runs its closed-loop sessions in
+ * the same rounds (sessions only), so the cost of the info log lines (÷ warn) and of the audit
+ * (info + audit ÷ it) are read apart: issue 10 asks ≤ 5 % of CPU per session for each.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -50,6 +54,15 @@ export interface InterleavedResult {
   warnOverPipe: number;
   infoOverPipe: number;
   infoOverWarn: number;
+  /**
+   * With `splitLogging`: CPU ms per session of each round of the gateway at info with the audit
+   * off, and the medians of the per-round ratios info (no audit) ÷ warn (the log lines) and
+   * info + audit ÷ info (the audit). Absent from runs saved before the split existed.
+   */
+  logOnlyCpuMsPerSession?: number[];
+  logOnlyMedian?: number;
+  logOnlyOverWarn?: number;
+  infoOverLogOnly?: number;
 }
 
 /**
@@ -85,6 +98,8 @@ export interface InterleavedOptions {
   /** A RETR of a `mib` MiB message of `credentials`' mailbox, `repeats` times, per target per round. */
   bulk?: { credentials: { user: string; password: string }; mib: number; repeats: number };
   credentials: { user: string; password: string };
+  /** Also a gateway at info with the audit off, sessions only (see the header). */
+  splitLogging?: boolean;
   log(line: string): void;
 }
 
@@ -102,17 +117,22 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     };
     const warn = await gw('warn', false);
     const info = await gw('info', true);
+    const logOnly = o.splitLogging === true ? await gw('info', false) : null;
     const targets: Record<InterleavedKey, Target> = {
       pipe: { name: 'pipe', endpoint: endpoint(pipe.port), gatewayPid: pipe.pid, dovecotPid: o.dovecot.pid },
       warn: { name: 'warn', endpoint: endpoint(warn.ports.pop3s), gatewayPid: warn.pid, dovecotPid: o.dovecot.pid },
       info: { name: 'info', endpoint: endpoint(info.ports.pop3s), gatewayPid: info.pid, dovecotPid: o.dovecot.pid },
     };
+    const logOnlyTarget: Target | null = logOnly === null ? null
+      : { name: 'info-no-audit', endpoint: endpoint(logOnly.ports.pop3s), gatewayPid: logOnly.pid, dovecotPid: o.dovecot.pid };
     const keys: InterleavedKey[] = ['pipe', 'warn', 'info'];
-    for (const k of keys) {
-      o.log(`interleaved: warm-up of ${k}: ${o.warmSeconds} s of sessions, NOOPs and bulk RETRs`);
-      await warmUp(targets[k], { credentials: o.credentials, concurrency: o.concurrency, seconds: o.warmSeconds, noops: Math.min(o.noops, 300),
+    // Warmed alike, on the same mix, the fourth one included.
+    for (const [name, t] of [...keys.map((k) => [k, targets[k]] as const), ...(logOnlyTarget === null ? [] : [['info, audit off', logOnlyTarget] as const])]) {
+      o.log(`interleaved: warm-up of ${name}: ${o.warmSeconds} s of sessions, NOOPs and bulk RETRs`);
+      await warmUp(t, { credentials: o.credentials, concurrency: o.concurrency, seconds: o.warmSeconds, noops: Math.min(o.noops, 300),
         bulk: o.bulk === undefined ? null : { credentials: o.bulk.credentials, mib: o.bulk.mib } });
     }
+    const logOnlyCpu: number[] = [];
     const cpu: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const rate: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const noop: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
@@ -120,8 +140,14 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
     const paced: Record<InterleavedKey, number[]> = { pipe: [], warn: [], info: [] };
     const pacedRate = o.pacedRate ?? null;
     for (let r = 0; r < o.rounds; r++) {
-      const order = [...keys].sort(() => Math.random() - 0.5);
+      const order: Array<InterleavedKey | 'logOnly'> = [...keys, ...(logOnlyTarget === null ? [] : ['logOnly' as const])].sort(() => Math.random() - 0.5);
       for (const k of order) {
+        if (k === 'logOnly') {
+          const res = await sessionRate(logOnlyTarget!, o.credentials, o.concurrency, o.seconds * 1000);
+          if (res.errors > 0) throw new Error(`interleaved info without audit: ${res.errors} session errors (${res.errorSamples.join('; ')})`);
+          logOnlyCpu.push(res.gatewayCpuMsPerSession ?? NaN);
+          continue;
+        }
         const res = await sessionRate(targets[k], o.credentials, o.concurrency, o.seconds * 1000);
         if (res.errors > 0) throw new Error(`interleaved ${k}: ${res.errors} session errors (${res.errorSamples.join('; ')})`);
         cpu[k].push(res.gatewayCpuMsPerSession ?? NaN);
@@ -134,7 +160,7 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
         if (o.noops > 0) noop[k].push((await noopLatency(targets[k], o.credentials, o.noops, 200)).p50Us);
         if (o.bulk !== undefined) gib[k].push((await bulkRetr(targets[k], o.bulk.credentials, o.bulk.mib, o.bulk.repeats)).gatewayCpuSPerGiB ?? NaN);
       }
-      o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}`);
+      o.log(`interleaved round ${r + 1}/${o.rounds}: ${keys.map((k) => `${k} ${cpu[k].at(-1)} ms/session`).join(', ')}${logOnlyTarget === null ? '' : `, info without audit ${logOnlyCpu.at(-1)} ms/session`}`);
     }
     const ratio = (of: Record<InterleavedKey, number[]>, a: InterleavedKey, b: InterleavedKey) => round(median(of[a].map((x, i) => x / of[b][i]!)), 3);
     const noopOver = (a: InterleavedKey) => round(median(noop[a].map((x, i) => x - noop.pipe[i]!)), 1);
@@ -164,6 +190,12 @@ export async function interleavedSessions(o: InterleavedOptions): Promise<Interl
       warnOverPipe: ratio(cpu, 'warn', 'pipe'),
       infoOverPipe: ratio(cpu, 'info', 'pipe'),
       infoOverWarn: ratio(cpu, 'info', 'warn'),
+      ...(logOnlyTarget === null ? {} : {
+        logOnlyCpuMsPerSession: logOnlyCpu,
+        logOnlyMedian: round(median(logOnlyCpu), 2),
+        logOnlyOverWarn: round(median(logOnlyCpu.map((x, i) => x / cpu.warn[i]!)), 3),
+        infoOverLogOnly: round(median(cpu.info.map((x, i) => x / logOnlyCpu[i]!)), 3),
+      }),
     };
   } finally {
     for (const g of gws) await g.stop().catch(() => undefined);

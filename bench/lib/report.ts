@@ -161,7 +161,25 @@ export function floorRows(r: BenchResults): string[][] {
     rows.push(['logging info + audit over warn, CPU/session', 'info+audit ÷ warn', fmt(i, 2), fmt(w, 2),
       `${over >= 0 ? '+' : ''}${over.toFixed(1)} %`, '≤ +10 %', verdict(over <= 10)]);
   }
+  if (il !== null) rows.push(...loggingSplitRows(il));
   return rows;
+}
+
+/**
+ * The info + audit cost read apart (issue 10: ≤ 5 % each), from the fourth gateway of the same
+ * alternating rounds (info, audit off): the log lines over warn, the audit over info without it.
+ * None for runs without that gateway.
+ */
+export function loggingSplitRows(il: InterleavedResult): string[][] {
+  if (il.logOnlyOverWarn === undefined || il.infoOverLogOnly === undefined || il.logOnlyMedian === undefined) return [];
+  const pct = (q: number) => `${q >= 1 ? '+' : ''}${((q - 1) * 100).toFixed(1)} %`;
+  const verdict = (ok: boolean) => (ok ? 'ok' : 'MISS');
+  return [
+    ['  of it, the info log lines (audit off) over warn', 'info ÷ warn', fmt(il.logOnlyMedian, 2), fmt(il.median.warn, 2),
+      pct(il.logOnlyOverWarn), '≤ +5 %', verdict(il.logOnlyOverWarn <= 1.05)],
+    ['  of it, the audit over info without it', 'info+audit ÷ info', fmt(il.median.info, 2), fmt(il.logOnlyMedian, 2),
+      pct(il.infoOverLogOnly), '≤ +5 %', verdict(il.infoOverLogOnly <= 1.05)],
+  ];
 }
 
 export function renderTable(r: BenchResults): string {
