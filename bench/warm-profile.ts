@@ -1,5 +1,5 @@
 /**
- * `node --import tsx bench/warm-profile.ts [--who gateway|pipe] [--kind cpu|alloc|survivors] [--work sessions|noop|bulk] [--level info|warn] [--no-audit] [--warm S] [--seconds S] [--top N] [--out FILE]`:
+ * `node --import tsx bench/warm-profile.ts [--who gateway|pipe] [--kind cpu|alloc|survivors] [--work sessions|noop|bulk] [--bulk-before N] [--level info|warn] [--no-audit] [--warm S] [--seconds S] [--top N] [--out FILE]`:
  * a profile of a warmed proxy doing full sessions (8 concurrent) or sequential NOOPs on one
  * logged-in session (`--work noop`, 20 000 per --seconds 5) or RETRs of a 100 MiB message (`--work
  * bulk`, --seconds of them), taken through the inspector
@@ -11,6 +11,9 @@
  *   objects included, by the innermost frame of ours (src/...) or a package, and by call site.
  * - `survivors`: the same without what died young: what the scavenger had to copy, the part of
  *   allocation that costs in a garbage-collected heap.
+ *
+ * `--bulk-before N`: N RETRs of the mailbox's big message after the warm-up, before the profile,
+ * as in the bench's rounds, where the NOOPs follow the previous round's bulk RETRs.
  *
  * Measured this way (info + audit, warm): the gateway allocated 148 KiB per session against the
  * pipe's 33 KiB, and had 27 KiB survive a scavenge against 16 KiB.
@@ -27,6 +30,7 @@ import { bulkRetr, noopLatency, sessionRate } from './lib/measure.ts';
 const { values } = parseArgs({ options: {
   who: { type: 'string' }, kind: { type: 'string' }, level: { type: 'string' }, 'no-audit': { type: 'boolean' },
   warm: { type: 'string' }, seconds: { type: 'string' }, top: { type: 'string' }, out: { type: 'string' }, work: { type: 'string' },
+  'bulk-before': { type: 'string' },
 } });
 const work = values.work === 'noop' || values.work === 'bulk' ? values.work : 'sessions';
 const who = values.who === 'pipe' ? 'pipe' : 'gateway';
@@ -81,13 +85,18 @@ function printAllocations(profile: { head: HeapNode }, units: number): void {
 
 const { dir, live, cleanup } = openRunScope('warm-profile', log);
 try {
-  const backend = await startBulkBackend(work === 'bulk' ? 100 : 1, (d) => (live.dovecot = d));
+  const bulkBefore = Number(values['bulk-before'] ?? 0);
+  const backend = await startBulkBackend(work === 'bulk' || bulkBefore > 0 ? 100 : 1, (d) => (live.dovecot = d));
   const { target, inspectorUrl: url, stop } = await startProxy(who, backend, { dir, nodeArgs: [], level, audit, live, inspect: true, logToFile: true });
   if (url === null) throw new Error(`${who}: started without an inspector URL`);
   const inspectorUrl = url;
   log(`${who}: warm-up, ${warmS} s of full sessions`);
   await sessionRate(target, BOB, 8, warmS * 1000);
   const noops = Math.round(seconds * 4000);
+  if (bulkBefore > 0) {
+    log(`${who}: ${bulkBefore} RETR of 100 MiB before the profile`);
+    await bulkRetr(target, ALICE, 100, bulkBefore);
+  }
   if (work === 'noop') await noopLatency(target, BOB, 2000, 0);
   if (work === 'bulk') await bulkRetr(target, ALICE, 100, 1);
   log(`${who}: ${kind} profile over ${work === 'noop' ? `${noops} NOOPs` : work === 'bulk' ? `RETR of 100 MiB ×${Math.max(1, Math.round(seconds))}` : `${seconds} s of full sessions`}`);
