@@ -164,37 +164,43 @@ export class AuthLimiter {
   #tryCharge(ip: string, user: string, password: string | null): MaybePromise<TryCharge> {
     const k = this.#keys(ip, user);
     if (this.#trusted.contains(ip)) return { allowed: true, ticket: { ip, counts: null, goodForMs: 0, password: null, keys: k } };
-    return andThen(this.#run([{ op: 'blockedFor', key: k.good }]), ([goodForMs]) => {
-      const good = goodForMs! > 0;
-      const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
-      const { window } = this.#cfg;
-      // One batch: the memory store (and the cluster primary's) runs it with nothing in between.
-      const ops: CounterOp[] = [
-        { op: 'blockedFor', key: k.ip },
-        { op: 'blockedFor', key: k.user },
-        { op: 'blockedFor', key: k.pair },
-      ];
-      if (!repeat) {
-        ops.push({ op: 'consume', key: k.ip, windowMs: window, points: 1 }, { op: 'consume', key: k.user, windowMs: window, points: 1 });
-        if (good) ops.push({ op: 'consume', key: k.pair, windowMs: window, points: 1 });
-      }
-      return andThen(this.#run(ops), (r): MaybePromise<TryCharge> => {
-        const [ipLock, userLock, pairLock] = r as [number, number, number];
-        const counts = repeat ? null : { ip: r[3]!, user: r[4]!, pair: good ? r[5]! : 0 };
-        const ticket: AuthTicket = { ip, counts, goodForMs: goodForMs!, password, keys: k };
-        // lockout: 0 means count and delay, never lock: then no count refuses either.
-        const locking = this.#cfg.lockout > 0;
-        const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
-        let reason: 'ip-locked' | 'user-locked' | null = null;
-        let locked = false;
-        if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) [reason, locked] = ['ip-locked', ipLock > 0];
-        else if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', pairLock > 0];
-        else if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) [reason, locked] = ['user-locked', userLock > 0];
-        if (reason === null) return { allowed: true, ticket };
-        const refused = { allowed: false as const, reason, locked };
-        return andThen(this.#refund(ticket), () => refused);
-      });
+    return andThen(this.#run([{ op: 'blockedFor', key: k.good }]), ([goodForMs]) => this.#chargeCounts(ip, k, goodForMs!, password));
+  }
+
+  /** The locks read and the attempt counted in one batch (the memory store and the cluster primary's run it with nothing in between). */
+  #chargeCounts(ip: string, k: Keys, goodForMs: number, password: string | null): MaybePromise<TryCharge> {
+    const good = goodForMs > 0;
+    const repeat = password !== null && this.#badPasswords.has(k.normalizedUser, password);
+    const { window } = this.#cfg;
+    const ops: CounterOp[] = [
+      { op: 'blockedFor', key: k.ip },
+      { op: 'blockedFor', key: k.user },
+      { op: 'blockedFor', key: k.pair },
+    ];
+    if (!repeat) {
+      ops.push({ op: 'consume', key: k.ip, windowMs: window, points: 1 }, { op: 'consume', key: k.user, windowMs: window, points: 1 });
+      if (good) ops.push({ op: 'consume', key: k.pair, windowMs: window, points: 1 });
+    }
+    return andThen(this.#run(ops), (r): MaybePromise<TryCharge> => {
+      const counts = repeat ? null : { ip: r[3]!, user: r[4]!, pair: good ? r[5]! : 0 };
+      const ticket: AuthTicket = { ip, counts, goodForMs, password, keys: k };
+      const refusal = this.#refusal(r[0]!, r[1]!, r[2]!, counts, good);
+      if (refusal === null) return { allowed: true, ticket };
+      return andThen(this.#refund(ticket), () => ({ allowed: false as const, ...refusal }));
     });
+  }
+
+  /** Why an attempt with these locks and counts is refused (and whether a lock, rather than a count, says so), or null. */
+  #refusal(
+    ipLock: number, userLock: number, pairLock: number, counts: AuthTicket['counts'], good: boolean,
+  ): { reason: 'ip-locked' | 'user-locked'; locked: boolean } | null {
+    // lockout: 0 means count and delay, never lock: then no count refuses either.
+    const locking = this.#cfg.lockout > 0;
+    const over = (n: number | undefined, max: number) => locking && n !== undefined && n > max;
+    if (ipLock > 0 || over(counts?.ip, this.#cfg.maxFailuresPerIp)) return { reason: 'ip-locked', locked: ipLock > 0 };
+    if (pairLock > 0 || (good && over(counts?.pair, this.#cfg.maxFailuresPerUser))) return { reason: 'user-locked', locked: pairLock > 0 };
+    if (!good && (userLock > 0 || over(counts?.user, this.#cfg.maxFailuresPerUser))) return { reason: 'user-locked', locked: userLock > 0 };
+    return null;
   }
 
   /** A batch through the store: answered at once where the store can (memory), else its promise. */
