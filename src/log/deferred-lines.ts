@@ -12,12 +12,12 @@
  *
  * A queued object is formatted later: callers pass object literals and do not change them after.
  */
+import pino from 'pino';
 import type { Logger } from '../util/logger.ts';
 
 export type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error';
 
-/** pino's standard level numbers. */
-const LEVEL_VALUES: Readonly<Record<Level, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50 };
+const LEVEL_VALUES = pino.levels.values;
 
 /** The part of a pino logger a batched child needs: its level number and children. */
 export interface QueueParent {
@@ -42,13 +42,12 @@ function replayAllAtExit(): void {
 }
 
 export interface LineQueueOptions {
-  /** Lines wait at most this long. */
+  /** Lines wait at most this long (ms, > 0). */
   readonly delayMs?: number;
   /** Past this many queued lines they are replayed at once. */
   readonly maxPending?: number;
   /** Called after each replay (the destination writes the batch out). */
   readonly afterReplay?: () => void;
-  readonly now?: () => number;
 }
 
 export const DEFAULT_LINE_DELAY_MS = 20;
@@ -63,13 +62,11 @@ export class LineQueue {
   readonly #delayMs: number;
   readonly #maxPending: number;
   readonly #afterReplay: () => void;
-  readonly #now: () => number;
 
   constructor(opts: LineQueueOptions = {}) {
     this.#delayMs = opts.delayMs ?? DEFAULT_LINE_DELAY_MS;
     this.#maxPending = opts.maxPending ?? DEFAULT_MAX_PENDING;
     this.#afterReplay = opts.afterReplay ?? (() => undefined);
-    this.#now = opts.now ?? Date.now;
     if (!exitHook) {
       exitHook = true;
       process.prependListener('exit', replayAllAtExit);
@@ -95,12 +92,12 @@ export class LineQueue {
 
   push(owner: BatchedChildLogger, level: Level, obj: object | string, msg: string | undefined): void {
     if (this.#pending.length === 0) waiting.add(this);
-    this.#pending.push({ owner, level, obj, msg, time: this.#now() });
+    this.#pending.push({ owner, level, obj, msg, time: Date.now() });
     if (this.#pending.length >= this.#maxPending) this.replay();
-    else if (this.#timer === null && this.#delayMs > 0) {
+    else if (this.#timer === null) {
       this.#timer = setTimeout(this.#onTimer, this.#delayMs);
       this.#timer.unref();
-    } else if (this.#delayMs <= 0) this.replay();
+    }
   }
 
   readonly #onTimer = (): void => {
@@ -157,23 +154,27 @@ export class BatchedChildLogger implements Logger {
   }
 
   trace(a: object | string, msg?: string): void {
-    if (LEVEL_VALUES.trace >= this.#minLevel) this.queue.push(this, 'trace', a, msg);
+    this.#log('trace', a, msg);
   }
 
   debug(a: object | string, msg?: string): void {
-    if (LEVEL_VALUES.debug >= this.#minLevel) this.queue.push(this, 'debug', a, msg);
+    this.#log('debug', a, msg);
   }
 
   info(a: object | string, msg?: string): void {
-    if (LEVEL_VALUES.info >= this.#minLevel) this.queue.push(this, 'info', a, msg);
+    this.#log('info', a, msg);
   }
 
   warn(a: object | string, msg?: string): void {
-    if (LEVEL_VALUES.warn >= this.#minLevel) this.queue.push(this, 'warn', a, msg);
+    this.#log('warn', a, msg);
   }
 
   error(a: object | string, msg?: string): void {
-    if (LEVEL_VALUES.error >= this.#minLevel) this.queue.push(this, 'error', a, msg);
+    this.#log('error', a, msg);
+  }
+
+  #log(level: Level, a: object | string, msg: string | undefined): void {
+    if (LEVEL_VALUES[level]! >= this.#minLevel) this.queue.push(this, level, a, msg);
   }
 
   /** A child of this one writes at once (after what is queued), as any unbatched logger does. */
@@ -182,7 +183,7 @@ export class BatchedChildLogger implements Logger {
   }
 
   isLevelEnabled(level: string): boolean {
-    return (LEVEL_VALUES[level as Level] ?? 0) >= this.#minLevel;
+    return (LEVEL_VALUES[level] ?? 0) >= this.#minLevel;
   }
 
   /** pino's child for these bindings, made once. */

@@ -86,7 +86,7 @@ const MAX_PENDING_LOG = 16 * 1024 * 1024;
 const FAILURE_NOTICE_MS = 60_000;
 
 /** Batched stdout: written from the event loop when it is a regular file, by the thread pool when a pipe or socket (journald). */
-function stdoutDestination(sharedStdout: boolean): pino.DestinationStream {
+function stdoutDestination(sharedStdout: boolean): ReturnType<typeof batchedDestination> {
   const isFile = stdoutIsRegularFile();
   return logDestination(1, { maxWrite: stdoutWriteLimit(sharedStdout, isFile), onLoop: isFile });
 }
@@ -129,14 +129,14 @@ function noticeOnStderr(err: NodeJS.ErrnoException): void {
 export function createRootLogger(out: LogOutput | string, destination?: pino.DestinationStream, opts: RootLoggerOptions = {}): RootLogger {
   const { level, format = 'json' } = typeof out === 'string' ? { level: out } : out;
   const isTTY = destination === undefined && process.stdout.isTTY === true;
-  const pretty = wantsPretty(format, isTTY);
-  const dest = pretty
+  // Our batched stdout, unless lines go to a given stream or the pretty printer.
+  const own = destination === undefined && !wantsPretty(format, isTTY) ? stdoutDestination(opts.sharedStdout === true) : null;
+  const dest = own ?? (wantsPretty(format, isTTY)
     ? loadPretty()({ destination: destination ?? 1, colorize: isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'hostname' })
-    : destination ?? stdoutDestination(opts.sharedStdout === true);
-  // Session lines are formatted in batches (deferred-lines.ts); each batch is written out at once
-  // when the destination is our batched one, rather than after its own delay on top.
-  const flushable = dest as { flush?: () => void };
-  const queue = new LineQueue({ afterReplay: !pretty && destination === undefined && typeof flushable.flush === 'function' ? () => flushable.flush!() : undefined });
+    : destination!);
+  // Session lines are formatted in batches (deferred-lines.ts); with our own destination each
+  // batch is written out at once, rather than after the destination's own delay on top.
+  const queue = new LineQueue({ afterReplay: own === null ? undefined : () => own.flush() });
   // Redaction happens in pino before serialising, so the pretty printer only ever sees censored records.
   const options: pino.LoggerOptions = {
     level,

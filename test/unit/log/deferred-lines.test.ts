@@ -108,6 +108,21 @@ describe('batched session lines', () => {
     expect(queue.pending).toBe(0);
   });
 
+  it('keep working when writing a batch out fails', () => {
+    const written: unknown[] = [];
+    let fail = true;
+    const queue = new LineQueue({ delayMs: 60_000, maxPending: 1, afterReplay: () => {
+      if (fail) throw new Error('EIO');
+    } });
+    const parent = { levelVal: 30, child: (): Logger => ({ ...silentLogger, info: (o: object | string) => void written.push(o) }) };
+    const log = queue.child(parent as unknown as Logger, { session: 's' });
+    expect(() => log.info({ n: 1 })).not.toThrow();
+    fail = false;
+    log.info({ n: 2 });
+    expect(written).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(queue.pending).toBe(0);
+  });
+
   it('fall back to writing at once where the parent cannot batch (a test\'s plain logger)', () => {
     expect(sessionLogger(silentLogger, BINDINGS)).toBeInstanceOf(LazyChildLogger);
   });
