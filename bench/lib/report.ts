@@ -80,13 +80,17 @@ export function comparisons(t: Record<string, TargetResult>): Record<string, num
 }
 
 /** One gateway variant against the pipe, per issue-10 row: [row, gateway, pipe, gateway ÷/− pipe, target, verdict]. */
+/** A verdict cell: blank where there is nothing to judge. */
+function verdict(ok: boolean | null): string {
+  return ok === null ? '' : ok ? 'ok' : 'MISS';
+}
+
 export function floorRows(r: BenchResults): string[][] {
   const pipe = r.targets.nodePipe;
   if (pipe === undefined) return [];
   const plain = r.targets.dovecotPlain;
   const gwKeys = Object.keys(r.targets).filter((k) => k.startsWith('gateway'));
   const rows: string[][] = [['gateway ÷ Node TLS pipe', 'variant', 'gateway', 'pipe', 'gw vs pipe', 'target', '']];
-  const verdict = (ok: boolean | null): string => (ok === null ? '' : ok ? 'ok' : 'MISS');
   const il = r.interleaved ?? null;
   for (const key of gwKeys) {
     const g = r.targets[key]!;
@@ -173,7 +177,6 @@ export function floorRows(r: BenchResults): string[][] {
 export function loggingSplitRows(il: InterleavedResult): string[][] {
   if (il.logOnlyOverWarn === undefined || il.infoOverLogOnly === undefined || il.logOnlyMedian === undefined) return [];
   const pct = (q: number) => `${q >= 1 ? '+' : ''}${((q - 1) * 100).toFixed(1)} %`;
-  const verdict = (ok: boolean) => (ok ? 'ok' : 'MISS');
   return [
     ['  of it, the info log lines (audit off) over warn', 'info ÷ warn', fmt(il.logOnlyMedian, 2), fmt(il.median.warn, 2),
       pct(il.logOnlyOverWarn), '≤ +5 %', verdict(il.logOnlyOverWarn <= 1.05)],
